@@ -1,0 +1,54 @@
+//! Building the application: the same function serves `main` and the tests.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::{middleware, web, App, HttpServer};
+
+use crate::config::Config;
+use crate::service::{channels, ChannelLocks, Ctx, ServiceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot create data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error("cannot prepare channels: {0}")]
+    Channels(#[from] ServiceError),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// Opens storage and database, runs migrations and prepares the channels.
+pub fn init(config: Config) -> Result<Ctx, StartupError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| StartupError::DataDir(config.data_dir.display().to_string(), e))?;
+    let store = crate::store::open_local(&config.data_dir)?;
+    let pool = crate::db::connect(&config.database_url)?;
+    let ctx = Ctx {
+        config: Arc::new(config),
+        pool,
+        store: Arc::new(store),
+        locks: Arc::new(ChannelLocks::default()),
+    };
+    channels::sync_channels(&ctx)?;
+    Ok(ctx)
+}
+
+/// The HTTP server on an already bound listener (tests bind port 0).
+pub fn server(ctx: Ctx, listener: TcpListener) -> Result<actix_web::dev::Server, StartupError> {
+    let data = web::Data::new(ctx);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            // Logs method, path and status only: never query strings or headers.
+            .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").exclude("/healthz"))
+            .configure(crate::http::routes)
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

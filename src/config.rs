@@ -1,0 +1,260 @@
+//! Typed configuration: defaults < TOML file < `FORKLIFT_*` environment < flags.
+//!
+//! Resolution is a pure function of its three inputs so it is tested without
+//! touching the process environment.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid value for {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+/// The resolved configuration, passed to the app in its state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// Public URL without trailing slash, used in generated files.
+    pub base_url: String,
+    pub database_url: String,
+    /// Promotion path, in order: the first channel receives uploads.
+    pub channels: Vec<String>,
+    pub max_upload_bytes: u64,
+    /// How long files of a superseded revision stay servable.
+    pub grace_period: Duration,
+}
+
+/// Settings as they may appear in the TOML file, the environment or flags;
+/// every field optional so layers can be merged.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub base_url: Option<String>,
+    pub database_url: Option<String>,
+    pub channels: Option<Vec<String>>,
+    pub max_upload_bytes: Option<u64>,
+    /// Human duration such as "1h" or "90s".
+    pub grace_period: Option<String>,
+}
+
+impl Layer {
+    fn merge(self, over: Layer) -> Layer {
+        Layer {
+            listen: over.listen.or(self.listen),
+            data_dir: over.data_dir.or(self.data_dir),
+            base_url: over.base_url.or(self.base_url),
+            database_url: over.database_url.or(self.database_url),
+            channels: over.channels.or(self.channels),
+            max_upload_bytes: over.max_upload_bytes.or(self.max_upload_bytes),
+            grace_period: over.grace_period.or(self.grace_period),
+        }
+    }
+
+    /// Reads `FORKLIFT_*` variables from the given map (normally `std::env::vars()`).
+    pub fn from_env(env: &HashMap<String, String>) -> Result<Layer, ConfigError> {
+        let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+        let max_upload_bytes = match get("FORKLIFT_MAX_UPLOAD_BYTES") {
+            Some(v) => Some(v.parse().map_err(|_| ConfigError::Invalid {
+                key: "FORKLIFT_MAX_UPLOAD_BYTES".into(),
+                message: format!("{v:?} is not a byte count"),
+            })?),
+            None => None,
+        };
+        Ok(Layer {
+            listen: get("FORKLIFT_LISTEN"),
+            data_dir: get("FORKLIFT_DATA_DIR").map(PathBuf::from),
+            base_url: get("FORKLIFT_BASE_URL"),
+            database_url: get("FORKLIFT_DATABASE_URL"),
+            channels: get("FORKLIFT_CHANNELS")
+                .map(|v| v.split(',').map(|s| s.trim().to_string()).collect()),
+            max_upload_bytes,
+            grace_period: get("FORKLIFT_GRACE_PERIOD"),
+        })
+    }
+
+    pub fn from_file(path: &Path) -> Result<Layer, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./forklift-data";
+pub const DEFAULT_MAX_UPLOAD: u64 = 2 * 1024 * 1024 * 1024;
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
+
+/// A channel name must be usable in URLs and file paths as is.
+pub fn valid_channel_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && !name.starts_with('-')
+}
+
+impl Config {
+    /// Merges the layers over the built-in defaults and validates the result.
+    pub fn resolve(file: Layer, env: Layer, flags: Layer) -> Result<Config, ConfigError> {
+        let l = file.merge(env).merge(flags);
+        let listen = l.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let data_dir = l
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let base_url = l
+            .base_url
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_string();
+        let database_url = l
+            .database_url
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("forklift.db").display()));
+        let channels = l
+            .channels
+            .unwrap_or_else(|| vec!["qa".into(), "staging".into(), "prod".into()]);
+        if channels.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "channels".into(),
+                message: "at least one channel is needed".into(),
+            });
+        }
+        for (i, c) in channels.iter().enumerate() {
+            if !valid_channel_name(c) {
+                return Err(ConfigError::Invalid {
+                    key: "channels".into(),
+                    message: format!("{c:?}: use lowercase letters, digits, '-' and '_'"),
+                });
+            }
+            if channels[..i].contains(c) {
+                return Err(ConfigError::Invalid {
+                    key: "channels".into(),
+                    message: format!("{c:?} appears twice"),
+                });
+            }
+        }
+        let grace_period = match l.grace_period {
+            Some(g) => humantime::parse_duration(&g).map_err(|e| ConfigError::Invalid {
+                key: "grace_period".into(),
+                message: format!("{g:?}: {e}"),
+            })?,
+            None => DEFAULT_GRACE,
+        };
+        if !(database_url.starts_with("sqlite://")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "database_url".into(),
+                message: "must start with sqlite://, postgres:// or postgresql://".into(),
+            });
+        }
+        Ok(Config {
+            listen,
+            data_dir,
+            base_url,
+            database_url,
+            channels,
+            max_upload_bytes: l.max_upload_bytes.unwrap_or(DEFAULT_MAX_UPLOAD),
+            grace_period,
+        })
+    }
+
+    /// Defaults only, rooted at `data_dir` (handy for tests and benchmarks).
+    pub fn for_data_dir(data_dir: &Path) -> Config {
+        Config::resolve(
+            Layer::default(),
+            Layer::default(),
+            Layer {
+                data_dir: Some(data_dir.to_path_buf()),
+                ..Layer::default()
+            },
+        )
+        .unwrap_or_else(|_| unreachable!("defaults are valid"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let c = Config::resolve(Layer::default(), Layer::default(), Layer::default()).expect("ok");
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.channels, vec!["qa", "staging", "prod"]);
+        assert_eq!(c.base_url, "http://127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://./forklift-data/forklift.db");
+        assert_eq!(c.max_upload_bytes, 2 * 1024 * 1024 * 1024);
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let file: Layer = toml::from_str(
+            "listen = \"0.0.0.0:1\"\nchannels = [\"dev\", \"live\"]\ngrace_period = \"5m\"\nbase_url = \"http://file/\"",
+        )
+        .expect("toml");
+        let mut env = HashMap::new();
+        env.insert("FORKLIFT_LISTEN".to_string(), "0.0.0.0:2".to_string());
+        env.insert("FORKLIFT_BASE_URL".to_string(), "http://env".to_string());
+        let env = Layer::from_env(&env).expect("env");
+        let flags = Layer {
+            listen: Some("0.0.0.0:3".into()),
+            ..Layer::default()
+        };
+        let c = Config::resolve(file, env, flags).expect("ok");
+        assert_eq!(c.listen, "0.0.0.0:3");
+        assert_eq!(c.base_url, "http://env");
+        assert_eq!(c.channels, vec!["dev", "live"]);
+        assert_eq!(c.grace_period, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let bad = |l: Layer| Config::resolve(Layer::default(), Layer::default(), l).is_err();
+        assert!(bad(Layer {
+            channels: Some(vec!["QA".into()]),
+            ..Layer::default()
+        }));
+        assert!(bad(Layer {
+            channels: Some(vec!["a".into(), "a".into()]),
+            ..Layer::default()
+        }));
+        assert!(bad(Layer {
+            channels: Some(vec![]),
+            ..Layer::default()
+        }));
+        assert!(bad(Layer {
+            grace_period: Some("soon".into()),
+            ..Layer::default()
+        }));
+        assert!(bad(Layer {
+            database_url: Some("mysql://x".into()),
+            ..Layer::default()
+        }));
+        assert!(toml::from_str::<Layer>("unknown_key = 1").is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! The data layer: one diesel code path over SQLite and PostgreSQL.
+//!
+//! Backend-specific code is confined to this file: connection setup (SQLite
+//! pragmas) and running the matching embedded migration folder.
+
+pub mod models;
+pub mod schema;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{self, ManageConnection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type Pool = r2d2::Pool<Manager>;
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error("database pool: {0}")]
+    Pool(#[from] r2d2::PoolError),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+/// Which backend a URL names; the only place that decides.
+#[derive(Debug, Clone)]
+pub enum DbUrl {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl DbUrl {
+    pub fn parse(url: &str) -> Result<DbUrl, DbError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            Ok(DbUrl::Sqlite(path.to_string()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DbUrl::Postgres(url.to_string()))
+        } else {
+            Err(DbError::Connect(format!(
+                "unsupported database URL {url:?}"
+            )))
+        }
+    }
+}
+
+/// r2d2 manager that builds the right variant and prepares each SQLite connection.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: DbUrl,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        match &self.url {
+            DbUrl::Sqlite(path) => {
+                let mut c =
+                    SqliteConnection::establish(path).map_err(r2d2::Error::ConnectionError)?;
+                // WAL lets readers proceed while a publication commits; the busy
+                // timeout turns writer contention into waiting instead of errors.
+                c.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(c))
+            }
+            DbUrl::Postgres(url) => PgConnection::establish(url)
+                .map(DbConnection::Pg)
+                .map_err(r2d2::Error::ConnectionError),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// Opens the pool and brings the schema up to date.
+pub fn connect(url: &str) -> Result<Pool, DbError> {
+    let url = DbUrl::parse(url)?;
+    if let DbUrl::Sqlite(path) = &url {
+        if let Some(parent) = std::path::Path::new(path).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| DbError::Connect(e.to_string()))?;
+            }
+        }
+    }
+    let max = match url {
+        DbUrl::Sqlite(_) => 8,
+        DbUrl::Postgres(_) => 16,
+    };
+    let manager = Manager { url };
+    let pool = r2d2::Pool::builder()
+        .max_size(max)
+        .connection_timeout(std::time::Duration::from_secs(30))
+        .build(manager)
+        .map_err(|e| DbError::Connect(e.to_string()))?;
+    let mut conn = pool.get()?;
+    run_migrations(&mut conn)?;
+    Ok(pool)
+}
+
+pub fn run_migrations(conn: &mut DbConnection) -> Result<(), DbError> {
+    let r = match conn {
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        DbConnection::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+    };
+    r.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+/// True when the error is a unique-constraint violation (a lost race to insert).
+pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}

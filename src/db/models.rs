@@ -1,0 +1,111 @@
+//! Row types. Plain data; the services decide what they mean.
+
+use diesel::prelude::*;
+
+use super::schema::*;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = packages)]
+pub struct PackageRow {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub epoch: i32,
+    pub version: String,
+    pub release: String,
+    pub arch: String,
+    pub filename: String,
+    pub size: i64,
+    pub summary: String,
+    pub uploaded_at: i64,
+    pub uploaded_by: String,
+    pub primary_xml: String,
+    pub filelists_xml: String,
+    pub other_xml: String,
+}
+
+/// A package without its (large) metadata fragments.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = packages)]
+pub struct PackageSummary {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub epoch: i32,
+    pub version: String,
+    pub release: String,
+    pub arch: String,
+    pub filename: String,
+    pub size: i64,
+    pub summary: String,
+    pub uploaded_at: i64,
+    pub uploaded_by: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = channels)]
+pub struct ChannelRow {
+    pub name: String,
+    pub position: i32,
+    pub head: i32,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = revisions)]
+pub struct RevisionRow {
+    pub channel: String,
+    pub number: i32,
+    pub created_at: i64,
+    pub superseded_at: Option<i64>,
+    pub actor: String,
+    pub summary: String,
+    pub package_count: i32,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = revision_files)]
+pub struct RevisionFileRow {
+    pub channel: String,
+    pub number: i32,
+    pub path: String,
+    pub blob: String,
+    pub size: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = memberships)]
+pub struct MembershipRow {
+    pub channel: String,
+    pub package_id: String,
+    pub added_in: i32,
+    pub removed_in: Option<i32>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = events)]
+pub struct EventRow {
+    pub id: i64,
+    pub at: i64,
+    pub kind: String,
+    pub package_id: Option<String>,
+    pub channel: Option<String>,
+    pub revision: Option<i32>,
+    pub actor: String,
+    pub client: String,
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = events)]
+pub struct NewEvent {
+    pub at: i64,
+    pub kind: String,
+    pub package_id: Option<String>,
+    pub channel: Option<String>,
+    pub revision: Option<i32>,
+    pub actor: String,
+    pub client: String,
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+}

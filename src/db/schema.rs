@@ -1,0 +1,85 @@
+// One schema for both backends; the migrations in migrations/sqlite and
+// migrations/postgres create the same tables.
+
+diesel::table! {
+    packages (id) {
+        id -> Text,
+        kind -> Text,
+        name -> Text,
+        epoch -> Integer,
+        version -> Text,
+        release -> Text,
+        arch -> Text,
+        filename -> Text,
+        size -> BigInt,
+        summary -> Text,
+        uploaded_at -> BigInt,
+        uploaded_by -> Text,
+        primary_xml -> Text,
+        filelists_xml -> Text,
+        other_xml -> Text,
+    }
+}
+
+diesel::table! {
+    channels (name) {
+        name -> Text,
+        position -> Integer,
+        head -> Integer,
+    }
+}
+
+diesel::table! {
+    revisions (channel, number) {
+        channel -> Text,
+        number -> Integer,
+        created_at -> BigInt,
+        superseded_at -> Nullable<BigInt>,
+        actor -> Text,
+        summary -> Text,
+        package_count -> Integer,
+    }
+}
+
+diesel::table! {
+    revision_files (channel, number, path) {
+        channel -> Text,
+        number -> Integer,
+        path -> Text,
+        blob -> Text,
+        size -> BigInt,
+    }
+}
+
+diesel::table! {
+    memberships (channel, package_id, added_in) {
+        channel -> Text,
+        package_id -> Text,
+        added_in -> Integer,
+        removed_in -> Nullable<Integer>,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        at -> BigInt,
+        kind -> Text,
+        package_id -> Nullable<Text>,
+        channel -> Nullable<Text>,
+        revision -> Nullable<Integer>,
+        actor -> Text,
+        client -> Text,
+        reason -> Nullable<Text>,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    packages,
+    channels,
+    revisions,
+    revision_files,
+    memberships,
+    events,
+);

@@ -1,0 +1,43 @@
+//! Pure format code: package parsing, version ordering and metadata rendering.
+//! Nothing here touches the database, the blob store or HTTP.
+
+pub mod rpm;
+pub mod yum;
+
+use std::cmp::Ordering;
+
+/// Orders two RPM builds by epoch, version and release (rpmvercmp).
+pub fn compare_evr(a: (i32, &str, &str), b: (i32, &str, &str)) -> Ordering {
+    let ea = a.0.to_string();
+    let eb = b.0.to_string();
+    rpm_version::Evr::new(ea.as_str(), a.1, a.2).cmp(&rpm_version::Evr::new(eb.as_str(), b.1, b.2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpmvercmp_ordering() {
+        assert_eq!(
+            compare_evr((0, "1.10", "1"), (0, "1.9", "1")),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare_evr((1, "1.0", "1"), (0, "9.9", "9")),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare_evr((0, "1.0~rc1", "1"), (0, "1.0", "1")),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare_evr((0, "2.0", "1"), (0, "2.0", "1")),
+            Ordering::Equal
+        );
+        assert_eq!(
+            compare_evr((0, "2.0", "1.el9"), (0, "2.0", "1.el8")),
+            Ordering::Greater
+        );
+    }
+}

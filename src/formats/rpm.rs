@@ -1,0 +1,600 @@
+//! RPM header reading: a pure function from an RPM file to the plain struct that
+//! yum metadata needs. No database, no HTTP.
+//!
+//! Field sources follow createrepo_c's `parsehdr.c` (see shared/docs/formats.md) so
+//! that dnf sees the same repository from us as from a createrepo_c run.
+
+use std::collections::HashSet;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+
+use rpm::{IndexSignatureTag, IndexTag, PackageMetadata};
+use sha2::{Digest, Sha256, Sha512};
+
+/// Magic bytes at the start of every RPM lead.
+pub const RPM_MAGIC: [u8; 4] = [0xed, 0xab, 0xee, 0xdb];
+
+/// RPMSENSE bits used by createrepo_c.
+const RPMSENSE_SENSEMASK: u32 = 0x0f;
+const RPMSENSE_PREREQ: u32 = 1 << 6;
+const RPMSENSE_PRETRANS: u32 = 1 << 7;
+const RPMSENSE_POSTTRANS: u32 = 1 << 5;
+const RPMSENSE_SCRIPT_PRE: u32 = 1 << 9;
+const RPMSENSE_SCRIPT_POST: u32 = 1 << 10;
+const RPMFILE_GHOST: u32 = 1 << 6;
+const S_IFMT: u16 = 0o170000;
+const S_IFDIR: u16 = 0o040000;
+/// createrepo_c keeps this many changelog entries by default.
+pub const CHANGELOG_LIMIT: usize = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RpmError {
+    #[error("not an RPM file (bad lead magic)")]
+    NotRpm,
+    #[error("malformed RPM: {0}")]
+    Malformed(String),
+    #[error("RPM payload digest mismatch: header says {expected}, payload hashes to {actual}")]
+    PayloadDigest { expected: String, actual: String },
+    #[error("RPM header digest mismatch")]
+    HeaderDigest,
+    #[error("I/O error reading RPM: {0}")]
+    Io(#[from] io::Error),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dep {
+    pub name: String,
+    /// LT, GT, EQ, LE, GE or None.
+    pub flags: Option<&'static str>,
+    pub epoch: Option<String>,
+    pub ver: Option<String>,
+    pub rel: Option<String>,
+    pub pre: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    File,
+    Dir,
+    Ghost,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileItem {
+    pub path: String,
+    pub kind: FileKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changelog {
+    pub author: String,
+    pub date: u64,
+    pub text: String,
+}
+
+/// Everything dnf's metadata needs about one RPM, except what only the store knows
+/// (sha256, file size, upload time), which the caller adds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RpmInfo {
+    pub name: String,
+    pub epoch: u32,
+    pub version: String,
+    pub release: String,
+    pub arch: String,
+    pub summary: String,
+    pub description: String,
+    pub packager: String,
+    pub url: String,
+    pub license: String,
+    pub vendor: String,
+    pub group: String,
+    pub buildhost: String,
+    pub sourcerpm: String,
+    pub build_time: u64,
+    pub installed_size: u64,
+    pub archive_size: u64,
+    pub header_start: u64,
+    pub header_end: u64,
+    pub provides: Vec<Dep>,
+    pub requires: Vec<Dep>,
+    pub conflicts: Vec<Dep>,
+    pub obsoletes: Vec<Dep>,
+    pub recommends: Vec<Dep>,
+    pub suggests: Vec<Dep>,
+    pub supplements: Vec<Dep>,
+    pub enhances: Vec<Dep>,
+    pub files: Vec<FileItem>,
+    /// Oldest first, at most [`CHANGELOG_LIMIT`] entries (the newest ones).
+    pub changelog: Vec<Changelog>,
+}
+
+impl RpmInfo {
+    /// `name-version-release.arch.rpm`, the name dnf and humans expect.
+    pub fn canonical_filename(&self) -> String {
+        format!(
+            "{}-{}-{}.{}.rpm",
+            self.name, self.version, self.release, self.arch
+        )
+    }
+}
+
+/// Reads and validates an RPM from a seekable reader (a temp file during upload).
+///
+/// Memory stays bounded by the header size: the payload is streamed through the
+/// digest, never held.
+pub fn read_rpm<R: Read + Seek>(mut file: R) -> Result<RpmInfo, RpmError> {
+    let total_len = file.seek(SeekFrom::End(0))?;
+    file.seek(SeekFrom::Start(0))?;
+    let mut magic = [0u8; 4];
+    if file.read_exact(&mut magic).is_err() || magic != RPM_MAGIC {
+        return Err(RpmError::NotRpm);
+    }
+    file.seek(SeekFrom::Start(0))?;
+    let meta = {
+        let mut reader = BufReader::new(&mut file);
+        PackageMetadata::parse(&mut reader).map_err(|e| RpmError::Malformed(e.to_string()))?
+    };
+    let offsets = meta.get_package_segment_offsets();
+    if offsets.payload > total_len {
+        return Err(RpmError::Malformed("file ends inside the header".into()));
+    }
+    // Header digests (sha256/sha1 in the signature header) when present.
+    let report = meta
+        .check_digests()
+        .map_err(|e| RpmError::Malformed(e.to_string()))?;
+    if report.result().is_err() {
+        return Err(RpmError::HeaderDigest);
+    }
+    verify_payload(&meta, &mut file, offsets.header, offsets.payload)?;
+    info_from_metadata(&meta, offsets.header, offsets.payload)
+}
+
+/// Checks the payload digest recorded in the main header (RPMTAG_PAYLOADDIGEST),
+/// streaming the payload from `payload_start` to the end of the file.
+fn verify_payload<R: Read + Seek>(
+    meta: &PackageMetadata,
+    file: &mut R,
+    header_start: u64,
+    payload_start: u64,
+) -> Result<(), RpmError> {
+    let expected = match meta
+        .header
+        .get_entry_data_as_string_array(IndexTag::RPMTAG_PAYLOADSHA256)
+    {
+        Ok(v) if !v.is_empty() => v[0].to_ascii_lowercase(),
+        // Packages older than rpm 4.14 carry no payload digest; rpm itself accepts them.
+        _ => return verify_legacy_md5(meta, file, header_start),
+    };
+    // RPMTAG_PAYLOADDIGESTALGO holds a PGP hash algorithm id: 8 = SHA256, 10 = SHA512.
+    let algo = meta
+        .header
+        .get_entry_data_as_u32_array(IndexTag::RPMTAG_PAYLOADSHA256ALGO)
+        .ok()
+        .and_then(|v| v.first().copied())
+        .unwrap_or(8);
+    file.seek(SeekFrom::Start(payload_start))?;
+    let actual = match algo {
+        10 => hash_reader::<Sha512, _>(file)?,
+        8 => hash_reader::<Sha256, _>(file)?,
+        other => {
+            return Err(RpmError::Malformed(format!(
+                "unsupported payload digest algorithm {other}"
+            )))
+        }
+    };
+    if actual != expected {
+        return Err(RpmError::PayloadDigest { expected, actual });
+    }
+    Ok(())
+}
+
+/// Old packages: the signature header's MD5 covers header + payload.
+fn verify_legacy_md5<R: Read + Seek>(
+    meta: &PackageMetadata,
+    file: &mut R,
+    header_start: u64,
+) -> Result<(), RpmError> {
+    let Ok(expected) = meta
+        .signature
+        .get_entry_data_as_binary(IndexSignatureTag::RPMSIGTAG_MD5)
+    else {
+        // No digest at all over the payload: rpm accepts such packages too.
+        return Ok(());
+    };
+    let expected = hex::encode(expected);
+    file.seek(SeekFrom::Start(header_start))?;
+    let actual = hash_reader::<md5::Md5, _>(file)?;
+    if actual != expected {
+        return Err(RpmError::PayloadDigest { expected, actual });
+    }
+    Ok(())
+}
+
+fn hash_reader<D: Digest, R: Read>(r: &mut R) -> io::Result<String> {
+    let mut hasher = D::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn s(meta: &PackageMetadata, tag: IndexTag) -> String {
+    match meta.header.get_entry_data_as_string(tag) {
+        Ok(v) => v.to_string(),
+        Err(_) => meta
+            .header
+            .get_entry_data_as_i18n_string(tag)
+            .map(str::to_string)
+            .unwrap_or_default(),
+    }
+}
+
+fn u64_tag(meta: &PackageMetadata, tag: IndexTag) -> Option<u64> {
+    meta.header
+        .get_entry_data_as_u64(tag)
+        .ok()
+        .or_else(|| meta.header.get_entry_data_as_u32(tag).ok().map(u64::from))
+}
+
+fn sig_u64(meta: &PackageMetadata, tag: IndexSignatureTag) -> Option<u64> {
+    meta.signature.get_entry_data_as_u64(tag).ok().or_else(|| {
+        meta.signature
+            .get_entry_data_as_u32(tag)
+            .ok()
+            .map(u64::from)
+    })
+}
+
+fn info_from_metadata(
+    meta: &PackageMetadata,
+    header_start: u64,
+    header_end: u64,
+) -> Result<RpmInfo, RpmError> {
+    let bad = |e: rpm::Error| RpmError::Malformed(e.to_string());
+    let name = meta.get_name().map_err(bad)?.to_string();
+    let version = meta.get_version().map_err(bad)?.to_string();
+    let release = meta.get_release().map_err(bad)?.to_string();
+    if name.is_empty() || version.is_empty() || release.is_empty() {
+        return Err(RpmError::Malformed(
+            "name, version or release is empty".into(),
+        ));
+    }
+    let is_source = meta.is_source_package();
+    let arch = if is_source {
+        "src".to_string()
+    } else {
+        meta.get_arch().map_err(bad)?.to_string()
+    };
+    for (field, value) in [
+        ("name", &name),
+        ("version", &version),
+        ("release", &release),
+        ("arch", &arch),
+    ] {
+        if value.contains('/') || value.chars().any(char::is_whitespace) || value == ".." {
+            return Err(RpmError::Malformed(format!(
+                "{field} {value:?} is not a valid RPM {field}"
+            )));
+        }
+    }
+    let epoch = meta.get_epoch().unwrap_or(0);
+
+    let files = read_files(meta);
+    let primary_files: HashSet<&str> = files
+        .iter()
+        .filter(|f| is_primary_file(&f.path))
+        .map(|f| f.path.as_str())
+        .collect();
+
+    let provides = deps(meta.get_provides().unwrap_or_default());
+    let requires = filter_requires(
+        meta.get_requires().unwrap_or_default(),
+        &provides,
+        &primary_files,
+    );
+
+    let archive_size = sig_u64(meta, IndexSignatureTag::RPMSIGTAG_LONGARCHIVESIZE)
+        .or_else(|| sig_u64(meta, IndexSignatureTag::RPMSIGTAG_PAYLOADSIZE))
+        .or_else(|| u64_tag(meta, IndexTag::RPMTAG_LONGARCHIVESIZE))
+        .or_else(|| u64_tag(meta, IndexTag::RPMTAG_ARCHIVESIZE))
+        .unwrap_or(0);
+
+    let mut changelog: Vec<Changelog> = meta
+        .get_changelog_entries()
+        .unwrap_or_default()
+        .into_iter()
+        .take(CHANGELOG_LIMIT)
+        .map(|c| Changelog {
+            author: c.name,
+            date: c.timestamp,
+            text: c.description,
+        })
+        .collect();
+    changelog.reverse();
+
+    Ok(RpmInfo {
+        name,
+        epoch,
+        version,
+        release,
+        arch,
+        summary: s(meta, IndexTag::RPMTAG_SUMMARY),
+        description: s(meta, IndexTag::RPMTAG_DESCRIPTION),
+        packager: s(meta, IndexTag::RPMTAG_PACKAGER),
+        url: s(meta, IndexTag::RPMTAG_URL),
+        license: s(meta, IndexTag::RPMTAG_LICENSE),
+        vendor: s(meta, IndexTag::RPMTAG_VENDOR),
+        group: s(meta, IndexTag::RPMTAG_GROUP),
+        buildhost: s(meta, IndexTag::RPMTAG_BUILDHOST),
+        sourcerpm: s(meta, IndexTag::RPMTAG_SOURCERPM),
+        build_time: meta.get_build_time().unwrap_or(0),
+        installed_size: meta.get_installed_size().unwrap_or(0),
+        archive_size,
+        header_start,
+        header_end,
+        provides,
+        requires,
+        conflicts: deps(meta.get_conflicts().unwrap_or_default()),
+        obsoletes: deps(meta.get_obsoletes().unwrap_or_default()),
+        recommends: deps(meta.get_recommends().unwrap_or_default()),
+        suggests: deps(meta.get_suggests().unwrap_or_default()),
+        supplements: deps(meta.get_supplements().unwrap_or_default()),
+        enhances: deps(meta.get_enhances().unwrap_or_default()),
+        files,
+        changelog,
+    })
+}
+
+/// createrepo_c's `cr_is_primary`: which files also go into primary.xml.
+pub fn is_primary_file(path: &str) -> bool {
+    path.starts_with("/etc/") || path.contains("bin/") || path == "/usr/lib/sendmail"
+}
+
+fn read_files(meta: &PackageMetadata) -> Vec<FileItem> {
+    let h = &meta.header;
+    let (Ok(basenames), Ok(dirnames), Ok(dirindexes)) = (
+        h.get_entry_data_as_string_array(IndexTag::RPMTAG_BASENAMES),
+        h.get_entry_data_as_string_array(IndexTag::RPMTAG_DIRNAMES),
+        h.get_entry_data_as_u32_array(IndexTag::RPMTAG_DIRINDEXES),
+    ) else {
+        return Vec::new();
+    };
+    let modes = h
+        .get_entry_data_as_u16_array(IndexTag::RPMTAG_FILEMODES)
+        .unwrap_or_default();
+    let flags = h
+        .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEFLAGS)
+        .unwrap_or_default();
+    basenames
+        .iter()
+        .enumerate()
+        .map(|(i, base)| {
+            let dir = dirindexes
+                .get(i)
+                .and_then(|&d| dirnames.get(d as usize))
+                .copied()
+                .unwrap_or("");
+            let mode = modes.get(i).copied().unwrap_or(0);
+            let flag = flags.get(i).copied().unwrap_or(0);
+            let kind = if mode & S_IFMT == S_IFDIR {
+                FileKind::Dir
+            } else if flag & RPMFILE_GHOST != 0 {
+                FileKind::Ghost
+            } else {
+                FileKind::File
+            };
+            FileItem {
+                path: format!("{dir}{base}"),
+                kind,
+            }
+        })
+        .collect()
+}
+
+fn flag_str(flags: u32) -> Option<&'static str> {
+    match flags & RPMSENSE_SENSEMASK {
+        2 => Some("LT"),
+        4 => Some("GT"),
+        8 => Some("EQ"),
+        10 => Some("LE"),
+        12 => Some("GE"),
+        _ => None,
+    }
+}
+
+/// Splits `E:V-R` the way createrepo_c does: epoch "0" when absent, release optional.
+pub fn split_evr(evr: &str) -> (Option<String>, Option<String>, Option<String>) {
+    if evr.is_empty() {
+        return (None, None, None);
+    }
+    let (epoch, rest) = match evr.split_once(':') {
+        Some((e, r)) if !e.is_empty() && e.chars().all(|c| c.is_ascii_digit()) => (e, r),
+        _ => ("0", evr),
+    };
+    let (ver, rel) = match rest.rsplit_once('-') {
+        Some((v, r)) => (v.to_string(), Some(r.to_string())),
+        None => (rest.to_string(), None),
+    };
+    (Some(epoch.to_string()), Some(ver), rel)
+}
+
+fn to_dep(d: &rpm::Dependency) -> Dep {
+    let bits = d.flags.bits();
+    let (epoch, ver, rel) = split_evr(&d.version);
+    Dep {
+        name: d.name.clone(),
+        flags: flag_str(bits),
+        epoch,
+        ver,
+        rel,
+        pre: bits
+            & (RPMSENSE_PREREQ
+                | RPMSENSE_SCRIPT_PRE
+                | RPMSENSE_SCRIPT_POST
+                | RPMSENSE_PRETRANS
+                | RPMSENSE_POSTTRANS)
+            != 0,
+    }
+}
+
+/// Every dependency kind except requires: converted and de-duplicated, order kept.
+fn deps(list: Vec<rpm::Dependency>) -> Vec<Dep> {
+    let mut seen = HashSet::new();
+    list.iter()
+        .map(to_dep)
+        .map(|mut d| {
+            d.pre = false;
+            d
+        })
+        .filter(|d| seen.insert(dep_key(d)))
+        .collect()
+}
+
+fn dep_key(
+    d: &Dep,
+) -> (
+    String,
+    Option<&'static str>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    bool,
+) {
+    (
+        d.name.clone(),
+        d.flags,
+        d.epoch.clone(),
+        d.ver.clone(),
+        d.rel.clone(),
+        d.pre,
+    )
+}
+
+/// createrepo_c's requires rules: drop `rpmlib(...)`, requires on the package's own
+/// primary files, requires identical to one of its own provides, duplicates, and all
+/// but the highest `libc.so.6(GLIBC_x)`.
+fn filter_requires(
+    list: Vec<rpm::Dependency>,
+    provides: &[Dep],
+    primary_files: &HashSet<&str>,
+) -> Vec<Dep> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut best_libc: Option<(String, Dep)> = None;
+    for raw in &list {
+        if raw.name.starts_with("rpmlib(") {
+            continue;
+        }
+        if raw.name.starts_with('/') && primary_files.contains(raw.name.as_str()) {
+            continue;
+        }
+        let d = to_dep(raw);
+        if provides.iter().any(|p| {
+            p.name == d.name
+                && p.flags == d.flags
+                && p.epoch == d.epoch
+                && p.ver == d.ver
+                && p.rel == d.rel
+        }) {
+            continue;
+        }
+        if let Some(v) = glibc_version(&d.name) {
+            let better = match &best_libc {
+                None => true,
+                Some((cur, _)) => {
+                    rpm_version::Evr::new("0", v.as_str(), "")
+                        > rpm_version::Evr::new("0", cur.as_str(), "")
+                }
+            };
+            if better {
+                best_libc = Some((v, d));
+            }
+            continue;
+        }
+        if seen.insert(dep_key(&d)) {
+            out.push(d);
+        }
+    }
+    if let Some((_, d)) = best_libc {
+        out.push(d);
+    }
+    out
+}
+
+/// `libc.so.6(GLIBC_2.34)(64bit)` → `2.34`.
+fn glibc_version(name: &str) -> Option<String> {
+    let rest = name.strip_prefix("libc.so.6(GLIBC_")?;
+    let end = rest.find(')')?;
+    Some(rest[..end].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evr_split_matches_createrepo_c() {
+        assert_eq!(
+            split_evr("1:2.0-3"),
+            (Some("1".into()), Some("2.0".into()), Some("3".into()))
+        );
+        assert_eq!(
+            split_evr("4.0"),
+            (Some("0".into()), Some("4.0".into()), None)
+        );
+        assert_eq!(split_evr(""), (None, None, None));
+        assert_eq!(
+            split_evr("1.2-3-4"),
+            (Some("0".into()), Some("1.2-3".into()), Some("4".into()))
+        );
+    }
+
+    #[test]
+    fn primary_file_rule() {
+        assert!(is_primary_file("/etc/hello.conf"));
+        assert!(is_primary_file("/usr/bin/hello"));
+        assert!(is_primary_file("/opt/x/sbin/y"));
+        assert!(is_primary_file("/usr/lib/sendmail"));
+        assert!(!is_primary_file("/usr/share/doc/x"));
+        assert!(!is_primary_file("/usr/lib/libx.so"));
+    }
+
+    #[test]
+    fn flags_to_strings() {
+        assert_eq!(flag_str(2), Some("LT"));
+        assert_eq!(flag_str(12 | RPMSENSE_PREREQ), Some("GE"));
+        assert_eq!(flag_str(0), None);
+    }
+
+    #[test]
+    fn glibc_version_parsing() {
+        assert_eq!(
+            glibc_version("libc.so.6(GLIBC_2.34)(64bit)").as_deref(),
+            Some("2.34")
+        );
+        assert_eq!(glibc_version("libc.so.6()(64bit)"), None);
+    }
+
+    #[test]
+    fn not_an_rpm_is_refused() {
+        let r = read_rpm(io::Cursor::new(
+            b"hello world, definitely not an rpm".to_vec(),
+        ));
+        assert!(matches!(r, Err(RpmError::NotRpm)));
+    }
+
+    #[test]
+    fn truncated_rpm_is_malformed() {
+        let mut bytes = RPM_MAGIC.to_vec();
+        bytes.extend_from_slice(&[0u8; 50]);
+        let r = read_rpm(io::Cursor::new(bytes));
+        assert!(
+            matches!(r, Err(RpmError::Malformed(_)) | Err(RpmError::Io(_))),
+            "{r:?}"
+        );
+    }
+}

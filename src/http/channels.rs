@@ -1,0 +1,59 @@
+//! /api/v1/channels: the promotion path, revisions and diffs.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::{blocking, ApiError};
+use crate::service::channels::{self, RevisionQuery};
+use crate::service::Ctx;
+
+pub async fn list(ctx: web::Data<Ctx>) -> Result<HttpResponse, ApiError> {
+    let v = blocking(&ctx, channels::list_channels).await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+pub async fn detail(
+    ctx: web::Data<Ctx>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    let v = blocking(&ctx, move |c| channels::channel_detail(c, &name)).await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+pub async fn revisions(
+    ctx: web::Data<Ctx>,
+    name: web::Path<String>,
+    q: web::Query<RevisionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    let q = q.into_inner();
+    let v = blocking(&ctx, move |c| channels::revisions(c, &name, &q)).await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+pub async fn revision(
+    ctx: web::Data<Ctx>,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, number) = path.into_inner();
+    let v = blocking(&ctx, move |c| channels::revision_detail(c, &name, number)).await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DiffQuery {
+    pub from: i32,
+    pub to: i32,
+}
+
+pub async fn diff(
+    ctx: web::Data<Ctx>,
+    name: web::Path<String>,
+    q: web::Query<DiffQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    let DiffQuery { from, to } = q.into_inner();
+    let v = blocking(&ctx, move |c| channels::diff(c, &name, from, to)).await?;
+    Ok(HttpResponse::Ok().json(v))
+}

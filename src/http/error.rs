@@ -1,0 +1,118 @@
+//! The one place where failures become HTTP: a status and a stable snake_case code.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::service::ServiceError;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %e, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal server error; see the server log",
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(Body {
+            error: self.code,
+            message: &self.message,
+        })
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        use ServiceError as E;
+        let msg = e.to_string();
+        let (status, code) = match &e {
+            E::PackageNotFound(_) => (StatusCode::NOT_FOUND, "package_not_found"),
+            E::ChannelNotFound(_) => (StatusCode::NOT_FOUND, "channel_not_found"),
+            E::RevisionNotFound(..) => (StatusCode::NOT_FOUND, "revision_not_found"),
+            E::Ambiguous(_) => (StatusCode::CONFLICT, "ambiguous_package"),
+            E::NevraConflict { .. } => (StatusCode::CONFLICT, "package_exists"),
+            E::UnsupportedType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_package_type",
+            ),
+            E::InvalidPackage(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_package"),
+            E::DigestMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "digest_mismatch"),
+            E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large"),
+            E::InvalidFilename(_) => (StatusCode::BAD_REQUEST, "invalid_filename"),
+            E::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            E::NotAllowed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "promotion_not_allowed"),
+            E::UploadAborted(_) => (StatusCode::BAD_REQUEST, "upload_aborted"),
+            E::Contention => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            E::Db(_) | E::Store(_) | E::Io(_) => return ApiError::internal(&e),
+        };
+        ApiError::new(status, code, msg)
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+/// JSON errors for malformed request bodies and query strings.
+pub fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", err.to_string()).into()
+}
+
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", err.to_string()).into()
+}
+
+pub fn path_error(
+    err: actix_web::error::PathError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", err.to_string()).into()
+}

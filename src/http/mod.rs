@@ -1,0 +1,87 @@
+//! HTTP edge: the route table, thin handlers, error mapping and file serving.
+
+pub mod channels;
+pub mod error;
+pub mod files;
+pub mod packages;
+pub mod repo;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+pub use error::ApiError;
+
+use crate::service::{Actor, Ctx};
+
+/// The whole route table.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(64 * 1024)
+            .error_handler(error::json_error),
+    )
+    .app_data(web::QueryConfig::default().error_handler(error::query_error))
+    .app_data(web::PathConfig::default().error_handler(error::path_error))
+    .route("/healthz", web::get().to(health))
+    .service(
+        web::scope("/api/v1")
+            .route("/packages", web::get().to(packages::list))
+            .route("/packages", web::post().to(packages::upload_multipart))
+            .route("/packages/{id}", web::put().to(packages::upload_raw))
+            .route("/packages/{id}", web::get().to(packages::detail))
+            .route("/packages/{id}/promote", web::post().to(packages::promote))
+            .route("/packages/{id}/demote", web::post().to(packages::demote))
+            .route("/channels", web::get().to(channels::list))
+            .route("/channels/{name}", web::get().to(channels::detail))
+            .route(
+                "/channels/{name}/revisions",
+                web::get().to(channels::revisions),
+            )
+            .route(
+                "/channels/{name}/revisions/{number}",
+                web::get().to(channels::revision),
+            )
+            .route("/channels/{name}/diff", web::get().to(channels::diff)),
+    )
+    .route("/rpm/{file}", web::get().to(repo::repo_file))
+    .route(
+        "/rpm/{channel}/repodata/{file}",
+        web::get().to(repo::repodata),
+    )
+    .route(
+        "/rpm/{channel}/Packages/{sha}/{file}",
+        web::get().to(repo::package),
+    )
+    .default_service(web::to(not_found));
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// Who is calling. Until tokens exist every caller is anonymous; the client
+/// address is still recorded on every change.
+pub fn actor(req: &HttpRequest) -> Actor {
+    let client = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    Actor::anonymous(client)
+}
+
+/// Runs blocking service code off the async workers.
+pub async fn blocking<T, F>(ctx: &web::Data<Ctx>, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&Ctx) -> Result<T, crate::service::ServiceError> + Send + 'static,
+    T: Send + 'static,
+{
+    let ctx = ctx.get_ref().clone();
+    Ok(web::block(move || f(&ctx)).await??)
+}

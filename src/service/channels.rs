@@ -1,0 +1,404 @@
+//! Channels: the configured promotion path, promotion and demotion, revisions
+//! and their diffs.
+
+use std::collections::{BTreeMap, HashSet};
+
+use diesel::prelude::*;
+
+use super::packages::{resolve, view, views};
+use super::publish::{commit, Change, ChannelOp, PendingEvent};
+use super::views::*;
+use super::{Actor, Ctx, ServiceError};
+use crate::db::models::*;
+use crate::db::schema::*;
+use crate::db::DbConnection;
+
+/// Makes the database agree with the configured channel list and gives every
+/// channel a first (empty) revision, so its repository is servable at once.
+pub fn sync_channels(ctx: &Ctx) -> Result<(), ServiceError> {
+    let mut conn = ctx.conn()?;
+    for (i, name) in ctx.config.channels.iter().enumerate() {
+        let exists: Option<ChannelRow> = channels::table
+            .find(name)
+            .select(ChannelRow::as_select())
+            .first(&mut conn)
+            .optional()?;
+        match exists {
+            None => {
+                let r = diesel::insert_into(channels::table)
+                    .values(ChannelRow {
+                        name: name.clone(),
+                        position: i as i32,
+                        head: 0,
+                    })
+                    .execute(&mut conn);
+                match r {
+                    Ok(_) => {}
+                    // Another instance created it first.
+                    Err(e) if crate::db::is_unique_violation(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Some(c) if c.position != i as i32 => {
+                diesel::update(channels::table.find(name))
+                    .set(channels::position.eq(i as i32))
+                    .execute(&mut conn)?;
+            }
+            Some(_) => {}
+        }
+    }
+    drop(conn);
+    let system = Actor {
+        name: "forklift".into(),
+        client: "startup".into(),
+    };
+    for name in &ctx.config.channels {
+        let mut conn = ctx.conn()?;
+        let head: i32 = channels::table
+            .find(name)
+            .select(channels::head)
+            .first(&mut conn)?;
+        drop(conn);
+        if head == 0 {
+            let change = Change {
+                summary: format!("create channel {name}"),
+                ops: vec![ChannelOp {
+                    channel: name.clone(),
+                    ..ChannelOp::default()
+                }],
+                ..Change::default()
+            };
+            let _ = commit(ctx, change, &system)?;
+        }
+    }
+    Ok(())
+}
+
+fn channel_view(
+    ctx: &Ctx,
+    conn: &mut DbConnection,
+    name: &str,
+) -> Result<ChannelView, ServiceError> {
+    let idx = ctx.channel_index(name)?;
+    let head: Option<i32> = channels::table
+        .find(name)
+        .select(channels::head)
+        .first(conn)
+        .optional()?;
+    let revision = match head {
+        Some(h) if h > 0 => revisions::table
+            .filter(revisions::channel.eq(name))
+            .filter(revisions::number.eq(h))
+            .select(RevisionRow::as_select())
+            .first(conn)
+            .optional()?
+            .map(RevisionView::from),
+        _ => None,
+    };
+    Ok(ChannelView {
+        name: name.to_string(),
+        position: idx,
+        source: idx.checked_sub(1).map(|i| ctx.config.channels[i].clone()),
+        revision,
+        repo_url: format!("{}/rpm/{name}/", ctx.config.base_url),
+        repo_file: format!("{}/rpm/{name}.repo", ctx.config.base_url),
+    })
+}
+
+pub fn list_channels(ctx: &Ctx) -> Result<Vec<ChannelView>, ServiceError> {
+    let mut conn = ctx.conn()?;
+    ctx.config
+        .channels
+        .iter()
+        .map(|c| channel_view(ctx, &mut conn, c))
+        .collect()
+}
+
+/// Package ids in a channel at a revision: added at or before it, not yet removed.
+fn members_at(
+    conn: &mut DbConnection,
+    channel: &str,
+    rev: i32,
+) -> Result<HashSet<String>, ServiceError> {
+    Ok(memberships::table
+        .filter(memberships::channel.eq(channel))
+        .filter(memberships::added_in.le(rev))
+        .filter(
+            memberships::removed_in
+                .is_null()
+                .or(memberships::removed_in.gt(rev)),
+        )
+        .select(memberships::package_id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect())
+}
+
+fn package_views(
+    ctx: &Ctx,
+    conn: &mut DbConnection,
+    ids: impl IntoIterator<Item = String>,
+) -> Result<Vec<PackageView>, ServiceError> {
+    let ids: Vec<String> = ids.into_iter().collect();
+    let mut list = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        list.extend(
+            packages::table
+                .filter(packages::id.eq_any(chunk))
+                .select(PackageSummary::as_select())
+                .load(conn)?,
+        );
+    }
+    list.sort_by(|a, b| {
+        (&a.name, &a.arch).cmp(&(&b.name, &b.arch)).then_with(|| {
+            crate::formats::compare_evr(
+                (a.epoch, &a.version, &a.release),
+                (b.epoch, &b.version, &b.release),
+            )
+        })
+    });
+    views(conn, ctx, list)
+}
+
+pub fn channel_detail(ctx: &Ctx, name: &str) -> Result<ChannelDetail, ServiceError> {
+    let mut conn = ctx.conn()?;
+    let channel = channel_view(ctx, &mut conn, name)?;
+    let head = channel.revision.as_ref().map(|r| r.number).unwrap_or(0);
+    let ids = members_at(&mut conn, name, head)?;
+    let packages = package_views(ctx, &mut conn, ids)?;
+    Ok(ChannelDetail { channel, packages })
+}
+
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct RevisionQuery {
+    /// Only the revision in force at this time (RFC 3339).
+    pub at: Option<String>,
+}
+
+pub fn revisions(
+    ctx: &Ctx,
+    name: &str,
+    q: &RevisionQuery,
+) -> Result<Vec<RevisionView>, ServiceError> {
+    ctx.channel_index(name)?;
+    let mut conn = ctx.conn()?;
+    let mut query = revisions::table
+        .filter(revisions::channel.eq(name))
+        .select(RevisionRow::as_select())
+        .into_boxed();
+    if let Some(at) = &q.at {
+        let t = chrono::DateTime::parse_from_rfc3339(at)
+            .map_err(|e| ServiceError::BadRequest(format!("at={at:?}: {e}")))?
+            .timestamp();
+        query = query
+            .filter(revisions::created_at.le(t))
+            .order(revisions::number.desc())
+            .limit(1);
+    } else {
+        query = query.order(revisions::number.desc());
+    }
+    Ok(query
+        .load(&mut conn)?
+        .into_iter()
+        .map(RevisionView::from)
+        .collect())
+}
+
+pub fn revision_detail(ctx: &Ctx, name: &str, number: i32) -> Result<RevisionDetail, ServiceError> {
+    ctx.channel_index(name)?;
+    let mut conn = ctx.conn()?;
+    let rev: RevisionRow = revisions::table
+        .filter(revisions::channel.eq(name))
+        .filter(revisions::number.eq(number))
+        .select(RevisionRow::as_select())
+        .first(&mut conn)
+        .optional()?
+        .ok_or_else(|| ServiceError::RevisionNotFound(name.to_string(), number))?;
+    let ids = members_at(&mut conn, name, number)?;
+    let packages = package_views(ctx, &mut conn, ids)?;
+    Ok(RevisionDetail {
+        revision: rev.into(),
+        packages,
+    })
+}
+
+pub fn diff(ctx: &Ctx, name: &str, from: i32, to: i32) -> Result<DiffView, ServiceError> {
+    ctx.channel_index(name)?;
+    let mut conn = ctx.conn()?;
+    for n in [from, to] {
+        let exists = revisions::table
+            .filter(revisions::channel.eq(name))
+            .filter(revisions::number.eq(n))
+            .select(revisions::number)
+            .first::<i32>(&mut conn)
+            .optional()?;
+        if exists.is_none() {
+            return Err(ServiceError::RevisionNotFound(name.to_string(), n));
+        }
+    }
+    let a = members_at(&mut conn, name, from)?;
+    let b = members_at(&mut conn, name, to)?;
+    let added = package_views(ctx, &mut conn, b.difference(&a).cloned())?;
+    let removed = package_views(ctx, &mut conn, a.difference(&b).cloned())?;
+    Ok(DiffView {
+        channel: name.to_string(),
+        from,
+        to,
+        added,
+        removed,
+    })
+}
+
+/// Promotes a build into `to`, which must directly follow a channel holding it.
+pub fn promote(ctx: &Ctx, id: &str, to: &str, actor: &Actor) -> Result<ChangeResult, ServiceError> {
+    let idx = ctx.channel_index(to)?;
+    let mut conn = ctx.conn()?;
+    let p = resolve(&mut conn, id)?;
+    let held = super::packages::current_channels(&mut conn, &p.id)?;
+    drop(conn);
+    if held.iter().any(|c| c == to) {
+        let mut conn = ctx.conn()?;
+        return Ok(ChangeResult {
+            package: view(&mut conn, ctx, p)?,
+            changed: false,
+            revisions: BTreeMap::new(),
+            fell_back_to: BTreeMap::new(),
+        });
+    }
+    let Some(source) = idx.checked_sub(1).map(|i| ctx.config.channels[i].clone()) else {
+        return Err(ServiceError::NotAllowed(format!(
+            "{to:?} is the first channel; builds enter it by upload, not promotion"
+        )));
+    };
+    if !held.contains(&source) {
+        return Err(ServiceError::NotAllowed(format!(
+            "{} is not in {source:?}; promotion to {to:?} only comes from {source:?} (levels are never skipped)",
+            p.filename
+        )));
+    }
+    let change = Change {
+        summary: format!("promote {} from {source} to {to}", p.filename),
+        new_package: None,
+        ops: vec![ChannelOp {
+            channel: to.to_string(),
+            add: vec![p.id.clone()],
+            remove: vec![],
+        }],
+        events: vec![PendingEvent {
+            kind: "promoted",
+            package_id: Some(p.id.clone()),
+            channel: Some(to.to_string()),
+            reason: None,
+            detail: Some(serde_json::json!({ "from": source })),
+        }],
+    };
+    let committed = commit(ctx, change, actor)?.map_err(|_| ServiceError::Contention)?;
+    let mut conn = ctx.conn()?;
+    Ok(ChangeResult {
+        package: view(&mut conn, ctx, p)?,
+        changed: !committed.revisions.is_empty(),
+        revisions: committed.revisions.into_iter().collect(),
+        fell_back_to: BTreeMap::new(),
+    })
+}
+
+/// Removes a build from `from` and every later channel holding it. Each channel
+/// then serves the newest other build of the same name and arch it still holds.
+pub fn demote(
+    ctx: &Ctx,
+    id: &str,
+    from: &str,
+    reason: &str,
+    actor: &Actor,
+) -> Result<ChangeResult, ServiceError> {
+    let idx = ctx.channel_index(from)?;
+    if reason.trim().is_empty() {
+        return Err(ServiceError::BadRequest(
+            "a demotion needs a reason (\"reason\": \"...\")".into(),
+        ));
+    }
+    let mut conn = ctx.conn()?;
+    let p = resolve(&mut conn, id)?;
+    let held = super::packages::current_channels(&mut conn, &p.id)?;
+    let affected: Vec<String> = ctx.config.channels[idx..]
+        .iter()
+        .filter(|c| held.contains(c))
+        .cloned()
+        .collect();
+    if !held.iter().any(|c| c == from) {
+        return Err(ServiceError::NotAllowed(format!(
+            "{} is not in {from:?}",
+            p.filename
+        )));
+    }
+    // What each channel falls back to: the newest remaining build of this name/arch.
+    let mut fell_back_to = BTreeMap::new();
+    let mut fallback_ids = BTreeMap::new();
+    for c in &affected {
+        let others: Vec<PackageSummary> = packages::table
+            .filter(packages::name.eq(&p.name))
+            .filter(packages::arch.eq(&p.arch))
+            .filter(packages::kind.eq(&p.kind))
+            .filter(packages::id.ne(&p.id))
+            .filter(
+                packages::id.eq_any(
+                    memberships::table
+                        .filter(memberships::channel.eq(c))
+                        .filter(memberships::removed_in.is_null())
+                        .select(memberships::package_id),
+                ),
+            )
+            .select(PackageSummary::as_select())
+            .load(&mut conn)?;
+        let best = others.into_iter().max_by(|a, b| {
+            crate::formats::compare_evr(
+                (a.epoch, &a.version, &a.release),
+                (b.epoch, &b.version, &b.release),
+            )
+        });
+        fallback_ids.insert(c.clone(), best.as_ref().map(|b| b.id.clone()));
+        fell_back_to.insert(c.clone(), best);
+    }
+    drop(conn);
+    let change = Change {
+        summary: format!("demote {} from {from}: {reason}", p.filename),
+        new_package: None,
+        ops: affected
+            .iter()
+            .map(|c| ChannelOp {
+                channel: c.clone(),
+                add: vec![],
+                remove: vec![p.id.clone()],
+            })
+            .collect(),
+        events: affected
+            .iter()
+            .map(|c| PendingEvent {
+                kind: "demoted",
+                package_id: Some(p.id.clone()),
+                channel: Some(c.clone()),
+                reason: Some(reason.to_string()),
+                detail: Some(serde_json::json!({
+                    "requested_from": from,
+                    "fell_back_to": fallback_ids.get(c).cloned().flatten(),
+                })),
+            })
+            .collect(),
+    };
+    let committed = commit(ctx, change, actor)?.map_err(|_| ServiceError::Contention)?;
+    let mut conn = ctx.conn()?;
+    let mut fb = BTreeMap::new();
+    for (c, best) in fell_back_to {
+        let v = match best {
+            Some(b) => Some(view(&mut conn, ctx, b)?),
+            None => None,
+        };
+        fb.insert(c, v);
+    }
+    Ok(ChangeResult {
+        package: view(&mut conn, ctx, p)?,
+        changed: !committed.revisions.is_empty(),
+        revisions: committed.revisions.into_iter().collect(),
+        fell_back_to: fb,
+    })
+}

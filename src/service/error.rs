@@ -1,0 +1,69 @@
+use crate::db::DbError;
+use crate::formats::rpm::RpmError;
+use crate::store::StoreError;
+
+/// Failures of the domain layer. The HTTP edge maps each to a status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("package {0:?} not found")]
+    PackageNotFound(String),
+    #[error("channel {0:?} not found")]
+    ChannelNotFound(String),
+    #[error("revision {1} of channel {0:?} not found")]
+    RevisionNotFound(String, i32),
+    #[error("{0}")]
+    Ambiguous(String),
+    #[error("{name}-{evr}.{arch} already exists as a different file ({existing}); a build is never replaced")]
+    NevraConflict {
+        name: String,
+        evr: String,
+        arch: String,
+        existing: String,
+    },
+    #[error("unsupported package type: {0}")]
+    UnsupportedType(String),
+    #[error("invalid package: {0}")]
+    InvalidPackage(String),
+    #[error("{0}")]
+    DigestMismatch(String),
+    #[error("upload exceeds the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("{0}")]
+    InvalidFilename(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("upload interrupted: {0}")]
+    UploadAborted(String),
+    #[error("another publication of the same channel kept winning; try again")]
+    Contention,
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<diesel::result::Error> for ServiceError {
+    fn from(e: diesel::result::Error) -> Self {
+        ServiceError::Db(DbError::Query(e))
+    }
+}
+
+impl From<RpmError> for ServiceError {
+    fn from(e: RpmError) -> Self {
+        match e {
+            RpmError::NotRpm => ServiceError::UnsupportedType("not an RPM".into()),
+            RpmError::Malformed(m) => ServiceError::InvalidPackage(m),
+            e @ (RpmError::PayloadDigest { .. } | RpmError::HeaderDigest) => {
+                ServiceError::DigestMismatch(e.to_string())
+            }
+            RpmError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                ServiceError::InvalidPackage("the file is truncated".into())
+            }
+            RpmError::Io(e) => ServiceError::Io(e),
+        }
+    }
+}

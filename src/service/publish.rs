@@ -1,0 +1,386 @@
+//! Publication: every change to channels goes through [`commit`], which renders
+//! each changed channel's new metadata, writes it to the blob store, and then in
+//! ONE database transaction creates the new revisions, moves memberships, records
+//! events and switches the channels' heads.
+//!
+//! Crash safety: blobs are written before the transaction and are content
+//! addressed, so a crash before commit leaves only unreferenced blobs (swept
+//! later) and a crash after commit leaves a complete revision. Readers only ever
+//! see heads that point at complete revisions.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use diesel::prelude::*;
+
+use super::{now, Actor, Ctx, ServiceError};
+use crate::db::models::*;
+use crate::db::schema::*;
+use crate::db::{is_unique_violation, DbConnection};
+use crate::formats::yum::{render_repodata, Fragments};
+
+/// Add and remove packages in one channel.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelOp {
+    pub channel: String,
+    pub add: Vec<String>,
+    pub remove: Vec<String>,
+}
+
+/// An event to record; `revision` is filled in from the channel's new revision.
+#[derive(Debug, Clone)]
+pub struct PendingEvent {
+    pub kind: &'static str,
+    pub package_id: Option<String>,
+    pub channel: Option<String>,
+    pub reason: Option<String>,
+    pub detail: Option<serde_json::Value>,
+}
+
+/// One atomic change.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    /// A package row to insert in the same transaction (an upload).
+    pub new_package: Option<PackageRow>,
+    pub ops: Vec<ChannelOp>,
+    pub events: Vec<PendingEvent>,
+    /// One line saying what happened, stored on each new revision.
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    /// New revision number of every channel that changed.
+    pub revisions: HashMap<String, i32>,
+}
+
+/// Why a commit attempt did not go through.
+enum Attempt {
+    /// Another writer moved a head first: render again from the new state.
+    Lost,
+    /// The new package row already exists (a concurrent identical upload).
+    Duplicate,
+    Failed(ServiceError),
+}
+
+impl From<diesel::result::Error> for Attempt {
+    fn from(e: diesel::result::Error) -> Self {
+        Attempt::Failed(e.into())
+    }
+}
+
+const MAX_ATTEMPTS: usize = 8;
+
+/// Error returned when the package in `Change::new_package` already exists.
+pub struct DuplicatePackage;
+
+pub fn commit(
+    ctx: &Ctx,
+    change: Change,
+    actor: &Actor,
+) -> Result<Result<Committed, DuplicatePackage>, ServiceError> {
+    // Lock every touched channel in a fixed order to rule out deadlocks.
+    let names: BTreeSet<String> = change.ops.iter().map(|o| o.channel.clone()).collect();
+    let locks: Vec<_> = names.iter().map(|n| ctx.locks.get(n)).collect();
+    let _guards: Vec<_> = locks
+        .iter()
+        .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()))
+        .collect();
+    let mut conn = ctx.conn()?;
+    for _ in 0..MAX_ATTEMPTS {
+        match attempt(ctx, &mut conn, &change, actor) {
+            Ok(c) => return Ok(Ok(c)),
+            Err(Attempt::Lost) => continue,
+            Err(Attempt::Duplicate) => return Ok(Err(DuplicatePackage)),
+            Err(Attempt::Failed(e)) => return Err(e),
+        }
+    }
+    Err(ServiceError::Contention)
+}
+
+struct Planned {
+    channel: String,
+    head: i32,
+    created_at: i64,
+    add: Vec<String>,
+    remove: Vec<String>,
+    count: i32,
+    files: Vec<(String, String, i64)>,
+}
+
+fn attempt(
+    ctx: &Ctx,
+    conn: &mut DbConnection,
+    change: &Change,
+    actor: &Actor,
+) -> Result<Committed, Attempt> {
+    let mut planned = Vec::new();
+    for op in &change.ops {
+        let ch: ChannelRow = channels::table
+            .find(&op.channel)
+            .select(ChannelRow::as_select())
+            .first(conn)?;
+        let prev_created: Option<i64> = revisions::table
+            .filter(revisions::channel.eq(&op.channel))
+            .filter(revisions::number.eq(ch.head))
+            .select(revisions::created_at)
+            .first(conn)
+            .optional()?;
+        let current: HashSet<String> = memberships::table
+            .filter(memberships::channel.eq(&op.channel))
+            .filter(memberships::removed_in.is_null())
+            .select(memberships::package_id)
+            .load(conn)?
+            .into_iter()
+            .collect();
+        let add: Vec<String> = op
+            .add
+            .iter()
+            .filter(|id| !current.contains(*id))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let remove: Vec<String> = op
+            .remove
+            .iter()
+            .filter(|id| current.contains(*id))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        // An unchanged channel gets no new revision: repomd.xml stays byte-identical.
+        if add.is_empty() && remove.is_empty() && ch.head > 0 {
+            continue;
+        }
+        let mut members = current;
+        for id in &remove {
+            members.remove(id);
+        }
+        members.extend(add.iter().cloned());
+        // Last-Modified must strictly increase per publication, even within a second.
+        let created_at = match prev_created {
+            Some(p) => now().max(p + 1),
+            None => now(),
+        };
+        let repodata = render_channel(conn, &members, change.new_package.as_ref(), created_at)?;
+        let mut files = Vec::new();
+        for f in &repodata.files {
+            ctx.store
+                .put_bytes(&f.sha256, &f.bytes)
+                .map_err(|e| Attempt::Failed(e.into()))?;
+            files.push((f.path.clone(), f.sha256.clone(), f.bytes.len() as i64));
+        }
+        let repomd_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&repodata.repomd));
+        ctx.store
+            .put_bytes(&repomd_sha, &repodata.repomd)
+            .map_err(|e| Attempt::Failed(e.into()))?;
+        files.push((
+            "repodata/repomd.xml".to_string(),
+            repomd_sha,
+            repodata.repomd.len() as i64,
+        ));
+        planned.push(Planned {
+            channel: op.channel.clone(),
+            head: ch.head,
+            created_at,
+            add,
+            remove,
+            count: members.len() as i32,
+            files,
+        });
+    }
+
+    let result = conn.transaction::<Committed, Attempt, _>(|conn| {
+        if let Some(p) = &change.new_package {
+            match diesel::insert_into(packages::table).values(p).execute(conn) {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => return Err(Attempt::Duplicate),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut committed = Committed::default();
+        for p in &planned {
+            let next = p.head + 1;
+            // Compare-and-set: only one writer can move a head from N to N+1.
+            let moved = diesel::update(
+                channels::table
+                    .filter(channels::name.eq(&p.channel))
+                    .filter(channels::head.eq(p.head)),
+            )
+            .set(channels::head.eq(next))
+            .execute(conn)?;
+            if moved != 1 {
+                return Err(Attempt::Lost);
+            }
+            diesel::update(
+                revisions::table
+                    .filter(revisions::channel.eq(&p.channel))
+                    .filter(revisions::number.eq(p.head)),
+            )
+            .set(revisions::superseded_at.eq(Some(p.created_at)))
+            .execute(conn)?;
+            diesel::insert_into(revisions::table)
+                .values(RevisionRow {
+                    channel: p.channel.clone(),
+                    number: next,
+                    created_at: p.created_at,
+                    superseded_at: None,
+                    actor: actor.name.clone(),
+                    summary: change.summary.clone(),
+                    package_count: p.count,
+                })
+                .execute(conn)?;
+            for id in &p.remove {
+                diesel::update(
+                    memberships::table
+                        .filter(memberships::channel.eq(&p.channel))
+                        .filter(memberships::package_id.eq(id))
+                        .filter(memberships::removed_in.is_null()),
+                )
+                .set(memberships::removed_in.eq(Some(next)))
+                .execute(conn)?;
+            }
+            let rows: Vec<MembershipRow> = p
+                .add
+                .iter()
+                .map(|id| MembershipRow {
+                    channel: p.channel.clone(),
+                    package_id: id.clone(),
+                    added_in: next,
+                    removed_in: None,
+                })
+                .collect();
+            // Row by row: batch inserts are not in the backend-neutral subset.
+            for row in &rows {
+                diesel::insert_into(memberships::table)
+                    .values(row)
+                    .execute(conn)?;
+            }
+            let files: Vec<RevisionFileRow> = p
+                .files
+                .iter()
+                .map(|(path, blob, size)| RevisionFileRow {
+                    channel: p.channel.clone(),
+                    number: next,
+                    path: path.clone(),
+                    blob: blob.clone(),
+                    size: *size,
+                })
+                .collect();
+            for f in &files {
+                diesel::insert_into(revision_files::table)
+                    .values(f)
+                    .execute(conn)?;
+            }
+            committed.revisions.insert(p.channel.clone(), next);
+        }
+        let at = now();
+        let events: Vec<NewEvent> = change
+            .events
+            .iter()
+            .map(|e| NewEvent {
+                at,
+                kind: e.kind.to_string(),
+                package_id: e.package_id.clone(),
+                channel: e.channel.clone(),
+                revision: e
+                    .channel
+                    .as_ref()
+                    .and_then(|c| committed.revisions.get(c).copied()),
+                actor: actor.name.clone(),
+                client: actor.client.clone(),
+                reason: e.reason.clone(),
+                detail: e.detail.as_ref().map(|d| d.to_string()),
+            })
+            .collect();
+        for ev in &events {
+            diesel::insert_into(events::table)
+                .values(ev)
+                .execute(conn)?;
+        }
+        Ok(committed)
+    });
+    result
+}
+
+/// Renders a channel's repodata for a member set, in a stable order.
+fn render_channel(
+    conn: &mut DbConnection,
+    members: &HashSet<String>,
+    new_package: Option<&PackageRow>,
+    created_at: i64,
+) -> Result<crate::formats::yum::Repodata, Attempt> {
+    let ids: Vec<&String> = members.iter().collect();
+    let mut rows: Vec<(
+        String,
+        String,
+        String,
+        String,
+        i32,
+        String,
+        String,
+        String,
+        String,
+    )> = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let part: Vec<(
+            String,
+            String,
+            String,
+            i32,
+            String,
+            String,
+            String,
+            String,
+            String,
+        )> = packages::table
+            .filter(packages::id.eq_any(chunk))
+            .select((
+                packages::id,
+                packages::name,
+                packages::arch,
+                packages::epoch,
+                packages::version,
+                packages::release,
+                packages::primary_xml,
+                packages::filelists_xml,
+                packages::other_xml,
+            ))
+            .load(conn)?;
+        rows.extend(
+            part.into_iter()
+                .map(|(id, n, a, e, v, r, p, f, o)| (n, a, v, r, e, id, p, f, o)),
+        );
+    }
+    if let Some(p) = new_package {
+        if members.contains(&p.id) && !rows.iter().any(|r| r.5 == p.id) {
+            rows.push((
+                p.name.clone(),
+                p.arch.clone(),
+                p.version.clone(),
+                p.release.clone(),
+                p.epoch,
+                p.id.clone(),
+                p.primary_xml.clone(),
+                p.filelists_xml.clone(),
+                p.other_xml.clone(),
+            ));
+        }
+    }
+    rows.sort_by(|a, b| {
+        (&a.0, &a.1)
+            .cmp(&(&b.0, &b.1))
+            .then_with(|| crate::formats::compare_evr((a.4, &a.2, &a.3), (b.4, &b.2, &b.3)))
+            .then_with(|| a.5.cmp(&b.5))
+    });
+    let frags: Vec<Fragments> = rows
+        .into_iter()
+        .map(|r| Fragments {
+            primary: r.6,
+            filelists: r.7,
+            other: r.8,
+        })
+        .collect();
+    let refs: Vec<&Fragments> = frags.iter().collect();
+    Ok(render_repodata(&refs, created_at))
+}

@@ -1,0 +1,159 @@
+//! Serving published repositories: which blob answers a repository URL, and
+//! with which caching facts. The HTTP layer streams the blob.
+
+use diesel::prelude::*;
+
+use super::{now, Ctx, ServiceError};
+use crate::db::schema::*;
+
+/// A file to serve from the blob store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    pub blob: String,
+    pub size: u64,
+    /// Unix seconds; strictly increases with every publication of the channel.
+    pub last_modified: i64,
+    /// Checksum-named or content-addressed: cache forever.
+    pub immutable: bool,
+}
+
+/// The repository index of a channel's current revision.
+pub fn repomd(ctx: &Ctx, channel: &str) -> Result<Served, ServiceError> {
+    ctx.channel_index(channel)?;
+    let mut conn = ctx.conn()?;
+    let head: i32 = channels::table
+        .find(channel)
+        .select(channels::head)
+        .first(&mut conn)
+        .optional()?
+        .ok_or_else(|| ServiceError::ChannelNotFound(channel.to_string()))?;
+    let created_at: i64 = revisions::table
+        .filter(revisions::channel.eq(channel))
+        .filter(revisions::number.eq(head))
+        .select(revisions::created_at)
+        .first(&mut conn)?;
+    let (blob, size): (String, i64) = revision_files::table
+        .filter(revision_files::channel.eq(channel))
+        .filter(revision_files::number.eq(head))
+        .filter(revision_files::path.eq("repodata/repomd.xml"))
+        .select((revision_files::blob, revision_files::size))
+        .first(&mut conn)?;
+    Ok(Served {
+        blob,
+        size: size as u64,
+        last_modified: created_at,
+        immutable: false,
+    })
+}
+
+/// A checksum-named metadata file of the current revision, or of a superseded one
+/// still within the grace period (a client mid-refresh must not get a 404).
+pub fn repodata_file(ctx: &Ctx, channel: &str, name: &str) -> Result<Option<Served>, ServiceError> {
+    ctx.channel_index(channel)?;
+    if name == "repomd.xml" || name.contains('/') {
+        return Ok(None);
+    }
+    let path = format!("repodata/{name}");
+    let mut conn = ctx.conn()?;
+    let rows: Vec<(i32, String, i64)> = revision_files::table
+        .filter(revision_files::channel.eq(channel))
+        .filter(revision_files::path.eq(&path))
+        .select((
+            revision_files::number,
+            revision_files::blob,
+            revision_files::size,
+        ))
+        .order(revision_files::number.desc())
+        .limit(16)
+        .load(&mut conn)?;
+    let horizon = now() - ctx.config.grace_period.as_secs() as i64;
+    for (number, blob, size) in rows {
+        let (created, superseded): (i64, Option<i64>) = revisions::table
+            .filter(revisions::channel.eq(channel))
+            .filter(revisions::number.eq(number))
+            .select((revisions::created_at, revisions::superseded_at))
+            .first(&mut conn)?;
+        if superseded.is_none_or(|s| s > horizon) {
+            return Ok(Some(Served {
+                blob,
+                size: size as u64,
+                last_modified: created,
+                immutable: true,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// A package file under a channel: served while the channel holds the build, and
+/// for the grace period after it left (hosts with cached metadata still fetch it).
+pub fn package_file(
+    ctx: &Ctx,
+    channel: &str,
+    sha: &str,
+    filename: &str,
+) -> Result<Option<Served>, ServiceError> {
+    ctx.channel_index(channel)?;
+    let mut conn = ctx.conn()?;
+    let pkg: Option<(String, i64, i64)> = packages::table
+        .find(sha)
+        .select((packages::filename, packages::size, packages::uploaded_at))
+        .first(&mut conn)
+        .optional()?;
+    let Some((stored_name, size, uploaded_at)) = pkg else {
+        return Ok(None);
+    };
+    if stored_name != filename {
+        return Ok(None);
+    }
+    let spans: Vec<Option<i32>> = memberships::table
+        .filter(memberships::channel.eq(channel))
+        .filter(memberships::package_id.eq(sha))
+        .select(memberships::removed_in)
+        .load(&mut conn)?;
+    let horizon = now() - ctx.config.grace_period.as_secs() as i64;
+    let mut visible = false;
+    for removed_in in spans {
+        match removed_in {
+            None => visible = true,
+            Some(n) => {
+                let removed_at: i64 = revisions::table
+                    .filter(revisions::channel.eq(channel))
+                    .filter(revisions::number.eq(n))
+                    .select(revisions::created_at)
+                    .first(&mut conn)?;
+                if removed_at > horizon {
+                    visible = true;
+                }
+            }
+        }
+        if visible {
+            break;
+        }
+    }
+    if !visible {
+        return Ok(None);
+    }
+    Ok(Some(Served {
+        blob: sha.to_string(),
+        size: size as u64,
+        last_modified: uploaded_at,
+        immutable: true,
+    }))
+}
+
+/// A ready-to-use dnf/yum .repo file for a channel.
+pub fn repo_file(ctx: &Ctx, channel: &str) -> Result<String, ServiceError> {
+    ctx.channel_index(channel)?;
+    let base = &ctx.config.base_url;
+    Ok(format!(
+        "[forklift-{channel}]\n\
+         name=Forklift ({channel})\n\
+         baseurl={base}/rpm/{channel}/\n\
+         enabled=1\n\
+         gpgcheck=0\n\
+         repo_gpgcheck=0\n\
+         metadata_expire=5m\n\
+         skip_if_unavailable=False\n"
+    ))
+}

@@ -1,0 +1,103 @@
+//! Receiving an upload: the body is streamed into a temp file next to the blob
+//! store while it is hashed, so memory does not grow with the file.
+
+use std::io::Write;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+
+use super::{Ctx, ServiceError};
+
+/// A fully received upload, not yet validated or visible anywhere.
+pub struct Received {
+    pub file: tempfile::NamedTempFile,
+    pub sha256: String,
+    pub size: u64,
+    /// The name the client sent (a hint only; the stored name is canonical).
+    pub client_name: String,
+}
+
+/// Rejects names that could be read as paths. The name is never used as one,
+/// but a name with `/` or `..` is a client bug or an attack, worth a clear 400.
+pub fn check_client_name(name: &str) -> Result<(), ServiceError> {
+    let bad = name.is_empty()
+        || name.len() > 255
+        || name.contains('/')
+        || name.contains('\\')
+        || name.contains("..")
+        || name.starts_with('.')
+        || name.chars().any(char::is_control);
+    if bad {
+        Err(ServiceError::InvalidFilename(format!(
+            "file name {name:?} is not allowed: no '/', '\\', '..', leading '.' or control characters"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Streams `body` into a temp file, hashing as it goes; refuses more than `limit`
+/// bytes. On any error the temp file is removed (dropped).
+pub async fn receive<S, E>(
+    ctx: &Ctx,
+    client_name: String,
+    mut body: S,
+) -> Result<Received, ServiceError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    check_client_name(&client_name)?;
+    let limit = ctx.config.max_upload_bytes;
+    let store = ctx.store.clone();
+    let tmp = actix_web::web::block(move || store.temp_file())
+        .await
+        .map_err(|e| ServiceError::Io(std::io::Error::other(e.to_string())))??;
+    let (std_file, path) = tmp.into_parts();
+    let mut file = tokio::fs::File::from_std(std_file);
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ServiceError::UploadAborted(e.to_string()))?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(ServiceError::TooLarge { limit });
+        }
+        hasher.update(&chunk);
+        tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await?;
+    }
+    tokio::io::AsyncWriteExt::flush(&mut file).await?;
+    let std_file = file.into_std().await;
+    let mut named = tempfile::NamedTempFile::from_parts(std_file, path);
+    named.flush()?;
+    Ok(Received {
+        file: named,
+        sha256: hex::encode(hasher.finalize()),
+        size,
+        client_name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_look_like_paths_are_refused() {
+        for bad in [
+            "",
+            "../x.rpm",
+            "a/b.rpm",
+            "..",
+            ".hidden.rpm",
+            "a\\b.rpm",
+            "x\n.rpm",
+        ] {
+            assert!(check_client_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["app-1.0-1.x86_64.rpm", "hello_2.0_amd64.deb", "a b.rpm"] {
+            assert!(check_client_name(good).is_ok(), "{good:?}");
+        }
+    }
+}

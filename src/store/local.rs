@@ -1,0 +1,150 @@
+//! Local filesystem backend: `<data>/blobs/sha256/<ab>/<digest>`, temp files in
+//! `<data>/tmp` on the same filesystem so the final rename is atomic.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::{check_digest, BlobStore, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl LocalStore {
+    pub fn open(data_dir: &Path) -> Result<LocalStore, StoreError> {
+        let root = data_dir.join("blobs").join("sha256");
+        let tmp = data_dir.join("tmp");
+        fs::create_dir_all(&root)?;
+        fs::create_dir_all(&tmp)?;
+        Ok(LocalStore { root, tmp })
+    }
+
+    fn path(&self, digest: &str) -> Result<PathBuf, StoreError> {
+        check_digest(digest)?;
+        Ok(self.root.join(&digest[..2]).join(digest))
+    }
+
+    /// Every stored digest (for garbage collection and consistency checks).
+    pub fn list(&self) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for dir in fs::read_dir(&self.root)? {
+            let dir = dir?;
+            if !dir.file_type()?.is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(dir.path())? {
+                let name = f?.file_name().to_string_lossy().to_string();
+                if check_digest(&name).is_ok() {
+                    out.push(name);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+}
+
+impl BlobStore for LocalStore {
+    fn put_file(&self, digest: &str, file: tempfile::NamedTempFile) -> Result<(), StoreError> {
+        let dest = self.path(digest)?;
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        // Durable before visible: a crash after the rename never exposes a torn file.
+        file.as_file().sync_all()?;
+        file.persist(&dest).map_err(|e| StoreError::Io(e.error))?;
+        Ok(())
+    }
+
+    fn put_bytes(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let dest = self.path(digest)?;
+        if dest.exists() {
+            return Ok(());
+        }
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(bytes)?;
+        self.put_file(digest, tmp)
+    }
+
+    fn size(&self, digest: &str) -> Result<Option<u64>, StoreError> {
+        match fs::metadata(self.path(digest)?) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn get_range(
+        &self,
+        digest: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<Box<dyn Read + Send>, StoreError> {
+        let mut f = match File::open(self.path(digest)?) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(digest.to_string()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        f.seek(SeekFrom::Start(start))?;
+        Ok(Box::new(f.take(len)))
+    }
+
+    fn delete(&self, digest: &str) -> Result<(), StoreError> {
+        match fs::remove_file(self.path(digest)?) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn temp_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
+        Ok(tempfile::Builder::new()
+            .prefix("upload-")
+            .tempfile_in(&self.tmp)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+
+    #[test]
+    fn put_get_range_delete() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = LocalStore::open(dir.path()).expect("open");
+        assert!(!s.exists(D).expect("exists"));
+        s.put_bytes(D, b"hello").expect("put");
+        assert_eq!(s.size(D).expect("size"), Some(5));
+        let mut out = String::new();
+        s.get_range(D, 1, 3)
+            .expect("get")
+            .read_to_string(&mut out)
+            .expect("read");
+        assert_eq!(out, "ell");
+        assert_eq!(s.list().expect("list"), vec![D.to_string()]);
+        s.delete(D).expect("delete");
+        assert!(!s.exists(D).expect("exists"));
+    }
+
+    #[test]
+    fn hostile_digests_never_become_paths() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = LocalStore::open(dir.path()).expect("open");
+        for bad in ["../../etc/passwd", "", "ABCD", &"g".repeat(64)] {
+            assert!(
+                matches!(s.size(bad), Err(StoreError::BadDigest(_))),
+                "{bad}"
+            );
+        }
+    }
+}

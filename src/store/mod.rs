@@ -1,0 +1,72 @@
+//! Content-addressed blob store. Every package file and every published metadata
+//! file lives here exactly once, under its SHA-256.
+//!
+//! The interface is deliberately small (put / get a range / size / delete / exists)
+//! so an S3-compatible backend can implement it later.
+
+mod local;
+
+pub use local::LocalStore;
+
+use std::io::Read;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("blob {0} not found")]
+    NotFound(String),
+    #[error("invalid blob digest {0:?}")]
+    BadDigest(String),
+    #[error("blob store I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub trait BlobStore: Send + Sync + 'static {
+    /// Moves a fully written and validated file into the store under `digest`.
+    /// The blob becomes visible atomically; the source path is consumed.
+    fn put_file(&self, digest: &str, file: tempfile::NamedTempFile) -> Result<(), StoreError>;
+    /// Stores small in-memory content (published metadata).
+    fn put_bytes(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Size in bytes, or None when absent.
+    fn size(&self, digest: &str) -> Result<Option<u64>, StoreError>;
+    /// Reads `len` bytes starting at `start`.
+    fn get_range(
+        &self,
+        digest: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<Box<dyn Read + Send>, StoreError>;
+    fn delete(&self, digest: &str) -> Result<(), StoreError>;
+    fn exists(&self, digest: &str) -> Result<bool, StoreError> {
+        Ok(self.size(digest)?.is_some())
+    }
+    /// A temp file on the same volume as the store, for streaming uploads into.
+    fn temp_file(&self) -> Result<tempfile::NamedTempFile, StoreError>;
+    /// Reads a whole blob into memory; only for small metadata files.
+    fn get_bytes(&self, digest: &str) -> Result<Vec<u8>, StoreError> {
+        let len = self
+            .size(digest)?
+            .ok_or_else(|| StoreError::NotFound(digest.to_string()))?;
+        let mut out = Vec::with_capacity(len as usize);
+        self.get_range(digest, 0, len)?.read_to_end(&mut out)?;
+        Ok(out)
+    }
+}
+
+/// A digest is exactly 64 lowercase hex characters; anything else never reaches a path.
+pub fn check_digest(digest: &str) -> Result<(), StoreError> {
+    if digest.len() == 64
+        && digest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(StoreError::BadDigest(digest.to_string()))
+    }
+}
+
+/// Opens the store configured for `data_dir`.
+pub fn open_local(data_dir: &Path) -> Result<LocalStore, StoreError> {
+    LocalStore::open(data_dir)
+}
