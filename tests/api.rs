@@ -1,0 +1,566 @@
+//! The HTTP API over a real server, on SQLite and on PostgreSQL.
+
+mod common;
+
+use common::*;
+
+const DEMO10: &str = "forklift-demo-1.0-1.x86_64.rpm";
+const DEMO11: &str = "forklift-demo-1.1-1.x86_64.rpm";
+const DEMO20: &str = "forklift-demo-2.0-1.x86_64.rpm";
+const LIB: &str = "forklift-lib-1.0-1.noarch.rpm";
+
+fn sha256_of(path: &std::path::Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).expect("read")))
+}
+
+fn upload_and_promotion(b: Backend) {
+    let Some(srv) = TestServer::start(b) else {
+        return;
+    };
+    let r = upload(&srv, &fixture(DEMO10), Some("qa"));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["id"], sha256_of(&fixture(DEMO10)));
+    assert_eq!(j["name"], "forklift-demo");
+    assert_eq!(j["version"], "1.0");
+    assert_eq!(j["release"], "1");
+    assert_eq!(j["arch"], "x86_64");
+    assert_eq!(j["epoch"], 0);
+    assert_eq!(
+        j["size"],
+        std::fs::metadata(fixture(DEMO10)).expect("meta").len()
+    );
+    assert_eq!(j["channels"], serde_json::json!(["qa"]));
+    let id = j["id"].as_str().expect("id").to_string();
+
+    // Same bytes again: 200 with the same record, stored once.
+    let blobs = srv.blob_count();
+    let again = upload(&srv, &fixture(DEMO10), None);
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json()["id"], id);
+    assert_eq!(srv.blob_count(), blobs);
+
+    // Multipart upload works too and reports the entry channel.
+    let lib = std::fs::read(fixture(LIB)).expect("lib");
+    let r = post_multipart(&srv.api("/packages?channel=qa"), "file", LIB, &lib);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["channels"], serde_json::json!(["qa"]));
+
+    // No skipping levels.
+    let r = promote(&srv, &id, "prod");
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.error_code(), "promotion_not_allowed");
+    // Unknown channel.
+    let r = promote(&srv, &id, "nowhere");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.error_code(), "channel_not_found");
+    // Unknown package.
+    let r = promote(&srv, "no-such-1-1.x86_64.rpm", "staging");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.error_code(), "package_not_found");
+
+    // Promote by file name, then by id.
+    let r = promote(&srv, DEMO10, "staging");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["changed"], true);
+    assert_eq!(
+        r.json()["package"]["channels"],
+        serde_json::json!(["qa", "staging"])
+    );
+    let r = promote(&srv, &id, "prod");
+    assert_eq!(r.status, 200);
+    // Promoting again changes nothing and creates no revision.
+    let revs_before = get(&srv.api("/channels/prod/revisions")).json();
+    let r = promote(&srv, &id, "prod");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["changed"], false);
+    assert_eq!(
+        get(&srv.api("/channels/prod/revisions")).json(),
+        revs_before
+    );
+
+    // Uploads go only into the first channel.
+    let r = upload(&srv, &fixture(DEMO11), Some("staging"));
+    assert_eq!(r.status, 422);
+    let r = upload(&srv, &fixture(DEMO11), Some("nope"));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.error_code(), "channel_not_found");
+
+    // History has every event of the build, with actor and client.
+    let d = get(&srv.api(&format!("/packages/{id}"))).json();
+    let kinds: Vec<&str> = d["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|e| e["kind"].as_str().expect("kind"))
+        .collect();
+    assert_eq!(kinds, vec!["uploaded", "added", "promoted", "promoted"]);
+    for e in d["history"].as_array().expect("history") {
+        assert_eq!(e["actor"], "anonymous");
+        assert_eq!(e["client"], "127.0.0.1");
+    }
+    assert!(d["downloads"]["prod"]
+        .as_str()
+        .expect("prod url")
+        .ends_with(&format!("/rpm/prod/Packages/{id}/{DEMO10}")));
+
+    // Listing with filters.
+    let all = get(&srv.api("/packages")).json();
+    assert_eq!(all.as_array().expect("list").len(), 2);
+    let in_prod = get(&srv.api("/packages?channel=prod")).json();
+    assert_eq!(in_prod.as_array().expect("list").len(), 1);
+    let by_name = get(&srv.api("/packages?name=forklift-lib")).json();
+    assert_eq!(by_name[0]["name"], "forklift-lib");
+    let noarch = get(&srv.api("/packages?arch=noarch")).json();
+    assert_eq!(noarch.as_array().expect("list").len(), 1);
+    assert_eq!(get(&srv.api("/packages?channel=nope")).status, 404);
+}
+
+fn demotion_falls_back_to_last_good_build(b: Backend) {
+    let Some(srv) = TestServer::start(b) else {
+        return;
+    };
+    for f in [DEMO10, DEMO11, LIB] {
+        assert_eq!(upload(&srv, &fixture(f), Some("qa")).status, 201);
+        for to in ["staging", "prod"] {
+            assert_eq!(promote(&srv, f, to).status, 200);
+        }
+    }
+    let r = demote(&srv, DEMO11, "staging", "fails smoke tests");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    // Removed from staging and every later channel, kept in qa.
+    assert_eq!(j["package"]["channels"], serde_json::json!(["qa"]));
+    assert_eq!(j["fell_back_to"]["staging"]["filename"], DEMO10);
+    assert_eq!(j["fell_back_to"]["prod"]["filename"], DEMO10);
+    let prod = get(&srv.api("/channels/prod")).json();
+    let names: Vec<&str> = prod["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| p["filename"].as_str().expect("filename"))
+        .collect();
+    assert_eq!(names, vec![DEMO10, LIB]);
+
+    // Demotion needs a reason and a channel that holds the build.
+    let r = demote(&srv, DEMO10, "prod", "  ");
+    assert_eq!(r.status, 400);
+    let r = demote(&srv, DEMO11, "prod", "again");
+    assert_eq!(r.status, 422);
+
+    // History shows who and why, per channel, with the fallback.
+    let d = get(&srv.api(&format!("/packages/{DEMO11}"))).json();
+    let demotions: Vec<&serde_json::Value> = d["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter(|e| e["kind"] == "demoted")
+        .collect();
+    assert_eq!(demotions.len(), 2);
+    for e in &demotions {
+        assert_eq!(e["reason"], "fails smoke tests");
+        assert_eq!(e["detail"]["fell_back_to"], sha256_of(&fixture(DEMO10)));
+    }
+}
+
+fn revisions_and_diff(b: Backend) {
+    let Some(srv) = TestServer::start(b) else {
+        return;
+    };
+    let revs = get(&srv.api("/channels/qa/revisions")).json();
+    assert_eq!(
+        revs.as_array().expect("revs").len(),
+        1,
+        "a new channel has one empty revision"
+    );
+    assert_eq!(upload(&srv, &fixture(DEMO10), Some("qa")).status, 201);
+    assert_eq!(upload(&srv, &fixture(DEMO11), Some("qa")).status, 201);
+    let r = demote(&srv, DEMO10, "qa", "superseded");
+    assert_eq!(r.status, 200);
+    let revs = get(&srv.api("/channels/qa/revisions")).json();
+    let numbers: Vec<i64> = revs
+        .as_array()
+        .expect("revs")
+        .iter()
+        .map(|r| r["number"].as_i64().expect("n"))
+        .collect();
+    assert_eq!(numbers, vec![4, 3, 2, 1]);
+    assert_eq!(revs[0]["package_count"], 1);
+    assert_eq!(revs[1]["package_count"], 2);
+
+    // Each revision keeps its own package set: history is never rewritten.
+    let r3 = get(&srv.api("/channels/qa/revisions/3")).json();
+    assert_eq!(r3["packages"].as_array().expect("pkgs").len(), 2);
+    let r2 = get(&srv.api("/channels/qa/revisions/2")).json();
+    assert_eq!(r2["packages"][0]["filename"], DEMO10);
+    assert_eq!(get(&srv.api("/channels/qa/revisions/99")).status, 404);
+
+    let d = get(&srv.api("/channels/qa/diff?from=2&to=4")).json();
+    assert_eq!(d["added"][0]["filename"], DEMO11);
+    assert_eq!(d["removed"][0]["filename"], DEMO10);
+    assert_eq!(get(&srv.api("/channels/qa/diff?from=1&to=77")).status, 404);
+    assert_eq!(
+        get(&srv.api("/channels/qa/diff?from=x&to=2")).error_code(),
+        "invalid_query"
+    );
+
+    // "What was in qa at time T": the revision in force at a time.
+    let at = get(&srv.api("/channels/qa/revisions?at=2000-01-01T00:00:00Z")).json();
+    assert_eq!(at.as_array().expect("list").len(), 0);
+    let now = chrono::Utc::now() + chrono::Duration::seconds(30);
+    let at = get(&srv.api(&format!(
+        "/channels/qa/revisions?at={}",
+        now.format("%Y-%m-%dT%H:%M:%SZ")
+    )))
+    .json();
+    assert_eq!(at[0]["number"], 4);
+
+    let chans = get(&srv.api("/channels")).json();
+    let names: Vec<&str> = chans
+        .as_array()
+        .expect("chans")
+        .iter()
+        .map(|c| c["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, vec!["qa", "staging", "prod"]);
+    assert_eq!(chans[1]["source"], "qa");
+    assert_eq!(get(&srv.api("/channels/nope")).status, 404);
+}
+
+fn bad_input_is_refused_and_leaves_nothing(b: Backend) {
+    let Some(srv) = TestServer::start_with(b, |l| l.max_upload_bytes = Some(64 * 1024)) else {
+        return;
+    };
+    let blobs = srv.blob_count();
+    let packages = || {
+        get(&srv.api("/packages"))
+            .json()
+            .as_array()
+            .expect("list")
+            .len()
+    };
+
+    let r = put_bytes(
+        &srv.api("/packages/notes.txt"),
+        b"just some text, not a package",
+    );
+    assert_eq!(r.status, 415, "{}", r.text());
+    assert_eq!(r.error_code(), "unsupported_package_type");
+
+    let good = std::fs::read(fixture(DEMO10)).expect("fixture");
+    let r = put_bytes(&srv.api("/packages/truncated.rpm"), &good[..good.len() / 2]);
+    assert_eq!(r.status, 422, "{}", r.text());
+    let r = put_bytes(&srv.api("/packages/tiny.rpm"), &good[..200]);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.error_code(), "invalid_package");
+
+    // Flip one byte in the payload: the payload digest no longer matches.
+    let mut corrupt = good.clone();
+    let last = corrupt.len() - 10;
+    corrupt[last] ^= 0xff;
+    let r = put_bytes(&srv.api("/packages/corrupt.rpm"), &corrupt);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.error_code(), "digest_mismatch");
+
+    // Over the limit: refused by Content-Length before the body is read.
+    let big = vec![0u8; 65 * 1024];
+    let r = put_bytes(&srv.api("/packages/big.rpm"), &big);
+    assert_eq!(r.status, 413);
+    assert_eq!(r.error_code(), "upload_too_large");
+    let r = post_multipart(&srv.api("/packages"), "file", "big.rpm", &big);
+    assert_eq!(r.status, 413);
+
+    for name in [
+        "..%2Fetc%2Fpasswd.rpm",
+        "%2E%2E.rpm",
+        "a%5Cb.rpm",
+        "x%2Fy.rpm",
+    ] {
+        let r = put_bytes(&srv.api(&format!("/packages/{name}")), &good);
+        assert_eq!(r.status, 400, "{name}: {}", r.text());
+        assert!(matches!(
+            r.error_code().as_str(),
+            "invalid_filename" | "invalid_path"
+        ));
+    }
+    let r = post_multipart(&srv.api("/packages"), "file", "../../x.rpm", &good);
+    assert_eq!(r.status, 400);
+    let r = post_multipart(&srv.api("/packages"), "notes", "", b"x");
+    assert_eq!(r.status, 400);
+
+    let r = put_bytes(&srv.api("/packages/x.rpm?channel=unknown"), &good);
+    assert_eq!(r.status, 404);
+
+    let r = post_json(
+        &srv.api("/packages/x/promote"),
+        serde_json::json!({"too": "prod"}),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "invalid_json");
+
+    assert_eq!(
+        srv.blob_count(),
+        blobs,
+        "a refused upload left a blob behind"
+    );
+    assert_eq!(
+        srv.temp_count(),
+        0,
+        "a refused upload left a temp file behind"
+    );
+    assert_eq!(packages(), 0, "a refused upload left a database row");
+    // And the server keeps serving.
+    assert_eq!(upload(&srv, &fixture(DEMO10), Some("qa")).status, 201);
+    assert_eq!(get(&format!("{}/healthz", srv.url)).status, 200);
+    assert_eq!(
+        get(&format!("{}/no/such/route", srv.url)).error_code(),
+        "not_found"
+    );
+}
+
+fn same_identity_different_bytes_is_a_conflict(b: Backend) {
+    let Some(srv) = TestServer::start(b) else {
+        return;
+    };
+    let Some(corpus) = corpus_dir() else { return };
+    let first = corpus.join("rpm__hello-2.0-1.x86_64.rpm");
+    let second = corpus.join("rpm__hello-2.0-1.x86_64-signed.rpm");
+    assert_eq!(upload(&srv, &first, None).status, 201);
+    let blobs = srv.blob_count();
+    let r = upload(&srv, &second, None);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(r.error_code(), "package_exists");
+    assert!(r.json()["message"]
+        .as_str()
+        .expect("msg")
+        .contains(&sha256_of(&first)));
+    assert_eq!(srv.blob_count(), blobs);
+}
+
+fn yum_repository_http_semantics(b: Backend) {
+    let Some(srv) = TestServer::start_with(b, |l| l.grace_period = Some("1h".into())) else {
+        return;
+    };
+    let repomd_url = format!("{}/rpm/qa/repodata/repomd.xml", srv.url);
+    let empty = get(&repomd_url);
+    assert_eq!(empty.status, 200);
+    assert_eq!(empty.header("cache-control").as_deref(), Some("no-cache"));
+    assert!(empty.header("content-encoding").is_none());
+    let lm0 = httpdate::parse_http_date(&empty.header("last-modified").expect("lm")).expect("date");
+
+    assert_eq!(upload(&srv, &fixture(DEMO10), Some("qa")).status, 201);
+    let one = get(&repomd_url);
+    let lm1 = httpdate::parse_http_date(&one.header("last-modified").expect("lm")).expect("date");
+    assert!(
+        lm1 > lm0,
+        "Last-Modified must strictly increase per publication"
+    );
+    assert_ne!(one.body, empty.body);
+
+    // Unchanged channel: byte-identical repomd.xml.
+    assert_eq!(upload(&srv, &fixture(DEMO10), Some("qa")).status, 200);
+    assert_eq!(get(&repomd_url).body, one.body);
+
+    // Conditional GET as apt does it.
+    let r = get_with(
+        &repomd_url,
+        &[(
+            "If-Modified-Since",
+            &one.header("last-modified").expect("lm"),
+        )],
+    );
+    assert_eq!(r.status, 304);
+
+    let repomd = one.text();
+    let primary_href = repomd
+        .split("<location href=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("primary href")
+        .to_string();
+    let primary = get(&format!("{}/rpm/qa/{primary_href}", srv.url));
+    assert_eq!(primary.status, 200);
+    assert_eq!(
+        primary.header("cache-control").as_deref(),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert!(
+        primary.header("content-encoding").is_none(),
+        "never Content-Encoding on .gz"
+    );
+    assert_eq!(
+        primary.header("content-length").expect("len"),
+        primary.body.len().to_string()
+    );
+
+    // The package file, exact length, with single ranges and multi-range as 200.
+    let id = sha256_of(&fixture(DEMO10));
+    let pkg_url = format!("{}/rpm/qa/Packages/{id}/{DEMO10}", srv.url);
+    let full = get(&pkg_url);
+    let bytes = std::fs::read(fixture(DEMO10)).expect("fixture");
+    assert_eq!(full.status, 200);
+    assert_eq!(full.body, bytes);
+    assert_eq!(
+        full.header("content-length").expect("len"),
+        bytes.len().to_string()
+    );
+    let part = get_with(&pkg_url, &[("Range", "bytes=100-199")]);
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, &bytes[100..200]);
+    assert_eq!(
+        part.header("content-range").expect("cr"),
+        format!("bytes 100-199/{}", bytes.len())
+    );
+    let tail = get_with(&pkg_url, &[("Range", "bytes=-16")]);
+    assert_eq!(tail.body, &bytes[bytes.len() - 16..]);
+    let multi = get_with(&pkg_url, &[("Range", "bytes=0-1,5-9")]);
+    assert_eq!(multi.status, 200);
+    assert_eq!(multi.body, bytes);
+    let beyond = get_with(&pkg_url, &[("Range", &format!("bytes={}-", bytes.len()))]);
+    assert_eq!(beyond.status, 416);
+
+    // Not in staging: 404 there; wrong file name: 404.
+    assert_eq!(
+        get(&format!("{}/rpm/staging/Packages/{id}/{DEMO10}", srv.url)).status,
+        404
+    );
+    assert_eq!(
+        get(&format!("{}/rpm/qa/Packages/{id}/other.rpm", srv.url)).status,
+        404
+    );
+
+    // After the next publication the old data files stay servable (grace period),
+    // and so does the demoted package.
+    assert_eq!(demote(&srv, DEMO10, "qa", "bad").status, 200);
+    assert_ne!(get(&repomd_url).body, one.body);
+    assert_eq!(
+        get(&format!("{}/rpm/qa/{primary_href}", srv.url)).status,
+        200
+    );
+    assert_eq!(get(&pkg_url).status, 200);
+    assert_eq!(
+        get(&format!(
+            "{}/rpm/qa/repodata/deadbeef-primary.xml.gz",
+            srv.url
+        ))
+        .status,
+        404
+    );
+
+    let repo = get(&format!("{}/rpm/qa.repo", srv.url));
+    assert_eq!(repo.status, 200);
+    assert!(repo
+        .text()
+        .contains(&format!("baseurl={}/rpm/qa/", srv.url)));
+    assert_eq!(get(&format!("{}/rpm/nope.repo", srv.url)).status, 404);
+    assert_eq!(
+        get(&format!("{}/rpm/nope/repodata/repomd.xml", srv.url)).status,
+        404
+    );
+}
+
+fn superseded_files_expire_after_grace(b: Backend) {
+    let Some(srv) = TestServer::start_with(b, |l| l.grace_period = Some("0s".into())) else {
+        return;
+    };
+    assert_eq!(upload(&srv, &fixture(DEMO10), Some("qa")).status, 201);
+    let repomd = get(&format!("{}/rpm/qa/repodata/repomd.xml", srv.url)).text();
+    let href = repomd
+        .split("<location href=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("href")
+        .to_string();
+    assert_eq!(upload(&srv, &fixture(DEMO20), Some("qa")).status, 201);
+    // Revision timestamps are whole seconds; wait until the old one is past grace.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(get(&format!("{}/rpm/qa/{href}", srv.url)).status, 404);
+}
+
+fn concurrent_uploads_and_promotions_stay_consistent(b: Backend) {
+    let Some(srv) = TestServer::start(b) else {
+        return;
+    };
+    let files = [
+        DEMO10,
+        DEMO11,
+        DEMO20,
+        LIB,
+        "forklift-epoch-0.9-2.noarch.rpm",
+        "forklift-weak-1.0-1.noarch.rpm",
+    ];
+    let srv_ref = &srv;
+    std::thread::scope(|s| {
+        for f in files {
+            let srv = srv_ref;
+            s.spawn(move || {
+                // Two identical uploads racing each other.
+                let a = upload(srv, &fixture(f), Some("qa"));
+                assert!(a.status == 201 || a.status == 200, "{}", a.text());
+                assert_eq!(promote(srv, f, "staging").status, 200);
+            });
+            s.spawn(move || {
+                let a = upload(srv, &fixture(f), Some("qa"));
+                assert!(a.status == 201 || a.status == 200, "{}", a.text());
+            });
+        }
+    });
+    let staging = get(&srv.api("/channels/staging")).json();
+    assert_eq!(
+        staging["packages"].as_array().expect("pkgs").len(),
+        files.len()
+    );
+    assert_eq!(staging["revision"]["package_count"], files.len());
+    let qa = get(&srv.api("/channels/qa")).json();
+    assert_eq!(qa["packages"].as_array().expect("pkgs").len(), files.len());
+    // Each package stored once; revision numbers are dense.
+    assert_eq!(
+        get(&srv.api("/packages"))
+            .json()
+            .as_array()
+            .expect("list")
+            .len(),
+        files.len()
+    );
+    let revs = get(&srv.api("/channels/staging/revisions")).json();
+    assert_eq!(revs.as_array().expect("revs").len(), files.len() + 1);
+}
+
+both_backends!(
+    upload_and_promotion,
+    demotion_falls_back_to_last_good_build,
+    revisions_and_diff,
+    bad_input_is_refused_and_leaves_nothing,
+    same_identity_different_bytes_is_a_conflict,
+    yum_repository_http_semantics,
+    superseded_files_expire_after_grace,
+    concurrent_uploads_and_promotions_stay_consistent,
+);
+
+#[test]
+fn migration_folders_match() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let list = |b: &str| {
+        let mut v: Vec<String> = std::fs::read_dir(root.join(b))
+            .expect("migrations dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let sqlite = list("sqlite");
+    assert!(!sqlite.is_empty());
+    assert_eq!(
+        sqlite,
+        list("postgres"),
+        "every migration must exist for both backends"
+    );
+    for m in &sqlite {
+        for f in ["up.sql", "down.sql"] {
+            assert!(root.join("sqlite").join(m).join(f).is_file(), "{m}/{f}");
+            assert!(root.join("postgres").join(m).join(f).is_file(), "{m}/{f}");
+        }
+    }
+}
