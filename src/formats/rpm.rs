@@ -4,7 +4,7 @@
 //! Field sources follow createrepo_c's `parsehdr.c` (see shared/docs/formats.md) so
 //! that dnf sees the same repository from us as from a createrepo_c run.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 
 use rpm::{IndexSignatureTag, IndexTag, PackageMetadata};
@@ -145,7 +145,108 @@ pub fn read_rpm<R: Read + Seek>(mut file: R) -> Result<RpmInfo, RpmError> {
         return Err(RpmError::HeaderDigest);
     }
     verify_payload(&meta, &mut file, offsets.header, offsets.payload)?;
-    info_from_metadata(&meta, offsets.header, offsets.payload)
+    // The rpm crate replaces non-UTF-8 bytes; old packages use ISO-8859-1, which
+    // createrepo_c converts. Re-read the header's strings ourselves for that.
+    let mut raw = vec![0u8; (offsets.payload - offsets.header) as usize];
+    file.seek(SeekFrom::Start(offsets.header))?;
+    file.read_exact(&mut raw)?;
+    let strings = header_strings(&raw);
+    let mut info = info_from_metadata(&meta, &strings, offsets.header, offsets.payload)?;
+    apply_text_fixes(&mut info, &strings);
+    Ok(info)
+}
+
+/// Decodes bytes as UTF-8, or as ISO-8859-1 when they are not valid UTF-8.
+pub fn decode_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => bytes.iter().map(|&b| b as char).collect(),
+    }
+}
+
+/// String-typed entries of a raw RPM header (the 16-byte intro, the index and the
+/// data store), decoded with [`decode_text`]. Malformed entries are skipped.
+pub fn header_strings(raw: &[u8]) -> HashMap<u32, Vec<String>> {
+    let mut out = HashMap::new();
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    if raw.len() < 16 || raw[..3] != [0x8e, 0xad, 0xe8] {
+        return out;
+    }
+    let n = be(&raw[8..12]) as usize;
+    let index_end = 16 + n.saturating_mul(16);
+    if index_end > raw.len() {
+        return out;
+    }
+    let store = &raw[index_end..];
+    for i in 0..n {
+        let e = &raw[16 + i * 16..32 + i * 16];
+        let (tag, kind, offset, count) = (
+            be(&e[0..4]),
+            be(&e[4..8]),
+            be(&e[8..12]) as usize,
+            be(&e[12..16]) as usize,
+        );
+        // 6 = STRING, 8 = STRING_ARRAY, 9 = I18NSTRING
+        if !matches!(kind, 6 | 8 | 9) || offset >= store.len() {
+            continue;
+        }
+        let count = if kind == 6 { 1 } else { count.min(store.len()) };
+        let mut pos = offset;
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            let Some(len) = store[pos..].iter().position(|&b| b == 0) else {
+                break;
+            };
+            items.push(decode_text(&store[pos..pos + len]));
+            pos += len + 1;
+            if pos >= store.len() {
+                break;
+            }
+        }
+        out.insert(tag, items);
+    }
+    out
+}
+
+fn apply_text_fixes(info: &mut RpmInfo, strings: &HashMap<u32, Vec<String>>) {
+    let first = |tag: IndexTag| strings.get(&(tag as u32)).and_then(|v| v.first()).cloned();
+    let fields: [(&mut String, IndexTag); 9] = [
+        (&mut info.summary, IndexTag::RPMTAG_SUMMARY),
+        (&mut info.description, IndexTag::RPMTAG_DESCRIPTION),
+        (&mut info.packager, IndexTag::RPMTAG_PACKAGER),
+        (&mut info.url, IndexTag::RPMTAG_URL),
+        (&mut info.license, IndexTag::RPMTAG_LICENSE),
+        (&mut info.vendor, IndexTag::RPMTAG_VENDOR),
+        (&mut info.group, IndexTag::RPMTAG_GROUP),
+        (&mut info.buildhost, IndexTag::RPMTAG_BUILDHOST),
+        (&mut info.sourcerpm, IndexTag::RPMTAG_SOURCERPM),
+    ];
+    for (field, tag) in fields {
+        if field.contains('\u{FFFD}') {
+            if let Some(v) = first(tag) {
+                *field = v;
+            }
+        }
+    }
+    if info
+        .changelog
+        .iter()
+        .any(|c| c.author.contains('\u{FFFD}') || c.text.contains('\u{FFFD}'))
+    {
+        let names = strings.get(&(IndexTag::RPMTAG_CHANGELOGNAME as u32));
+        let texts = strings.get(&(IndexTag::RPMTAG_CHANGELOGTEXT as u32));
+        // info.changelog holds the newest entries reversed; header order is newest first.
+        let n = info.changelog.len();
+        for (i, c) in info.changelog.iter_mut().enumerate() {
+            let h = n - 1 - i;
+            if let Some(a) = names.and_then(|v| v.get(h)) {
+                c.author = a.clone();
+            }
+            if let Some(t) = texts.and_then(|v| v.get(h)) {
+                c.text = t.clone();
+            }
+        }
+    }
 }
 
 /// Checks the payload digest recorded in the main header (RPMTAG_PAYLOADDIGEST),
@@ -251,6 +352,7 @@ fn sig_u64(meta: &PackageMetadata, tag: IndexSignatureTag) -> Option<u64> {
 
 fn info_from_metadata(
     meta: &PackageMetadata,
+    strings: &HashMap<u32, Vec<String>>,
     header_start: u64,
     header_end: u64,
 ) -> Result<RpmInfo, RpmError> {
@@ -283,16 +385,26 @@ fn info_from_metadata(
     }
     let epoch = meta.get_epoch().unwrap_or(0);
 
-    let files = read_files(meta);
+    let files = read_files(meta, strings);
     let primary_files: HashSet<&str> = files
         .iter()
         .filter(|f| is_primary_file(&f.path))
         .map(|f| f.path.as_str())
         .collect();
 
-    let provides = deps(meta.get_provides().unwrap_or_default());
+    use IndexTag as T;
+    let raw = |n: IndexTag, f: IndexTag, v: IndexTag| raw_deps(meta, strings, n, f, v);
+    let provides = deps(raw(
+        T::RPMTAG_PROVIDENAME,
+        T::RPMTAG_PROVIDEFLAGS,
+        T::RPMTAG_PROVIDEVERSION,
+    ));
     let requires = filter_requires(
-        meta.get_requires().unwrap_or_default(),
+        raw(
+            T::RPMTAG_REQUIRENAME,
+            T::RPMTAG_REQUIREFLAGS,
+            T::RPMTAG_REQUIREVERSION,
+        ),
         &provides,
         &primary_files,
     );
@@ -338,12 +450,36 @@ fn info_from_metadata(
         header_end,
         provides,
         requires,
-        conflicts: deps(meta.get_conflicts().unwrap_or_default()),
-        obsoletes: deps(meta.get_obsoletes().unwrap_or_default()),
-        recommends: deps(meta.get_recommends().unwrap_or_default()),
-        suggests: deps(meta.get_suggests().unwrap_or_default()),
-        supplements: deps(meta.get_supplements().unwrap_or_default()),
-        enhances: deps(meta.get_enhances().unwrap_or_default()),
+        conflicts: deps(raw(
+            T::RPMTAG_CONFLICTNAME,
+            T::RPMTAG_CONFLICTFLAGS,
+            T::RPMTAG_CONFLICTVERSION,
+        )),
+        obsoletes: deps(raw(
+            T::RPMTAG_OBSOLETENAME,
+            T::RPMTAG_OBSOLETEFLAGS,
+            T::RPMTAG_OBSOLETEVERSION,
+        )),
+        recommends: deps(raw(
+            T::RPMTAG_RECOMMENDNAME,
+            T::RPMTAG_RECOMMENDFLAGS,
+            T::RPMTAG_RECOMMENDVERSION,
+        )),
+        suggests: deps(raw(
+            T::RPMTAG_SUGGESTNAME,
+            T::RPMTAG_SUGGESTFLAGS,
+            T::RPMTAG_SUGGESTVERSION,
+        )),
+        supplements: deps(raw(
+            T::RPMTAG_SUPPLEMENTNAME,
+            T::RPMTAG_SUPPLEMENTFLAGS,
+            T::RPMTAG_SUPPLEMENTVERSION,
+        )),
+        enhances: deps(raw(
+            T::RPMTAG_ENHANCENAME,
+            T::RPMTAG_ENHANCEFLAGS,
+            T::RPMTAG_ENHANCEVERSION,
+        )),
         files,
         changelog,
     })
@@ -354,30 +490,41 @@ pub fn is_primary_file(path: &str) -> bool {
     path.starts_with("/etc/") || path.contains("bin/") || path == "/usr/lib/sendmail"
 }
 
-fn read_files(meta: &PackageMetadata) -> Vec<FileItem> {
+fn read_files(meta: &PackageMetadata, strings: &HashMap<u32, Vec<String>>) -> Vec<FileItem> {
     let h = &meta.header;
-    let (Ok(basenames), Ok(dirnames), Ok(dirindexes)) = (
-        h.get_entry_data_as_string_array(IndexTag::RPMTAG_BASENAMES),
-        h.get_entry_data_as_string_array(IndexTag::RPMTAG_DIRNAMES),
-        h.get_entry_data_as_u32_array(IndexTag::RPMTAG_DIRINDEXES),
-    ) else {
-        return Vec::new();
-    };
     let modes = h
         .get_entry_data_as_u16_array(IndexTag::RPMTAG_FILEMODES)
         .unwrap_or_default();
     let flags = h
         .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEFLAGS)
         .unwrap_or_default();
-    basenames
-        .iter()
+    let get = |t: IndexTag| strings.get(&(t as u32));
+    // Modern packages split paths into dir + base; v3 packages list full paths.
+    let paths: Vec<String> = match (
+        get(IndexTag::RPMTAG_BASENAMES),
+        get(IndexTag::RPMTAG_DIRNAMES),
+        h.get_entry_data_as_u32_array(IndexTag::RPMTAG_DIRINDEXES),
+    ) {
+        (Some(bases), Some(dirs), Ok(idx)) => bases
+            .iter()
+            .enumerate()
+            .map(|(i, base)| {
+                let dir = idx
+                    .get(i)
+                    .and_then(|&d| dirs.get(d as usize))
+                    .map(String::as_str)
+                    .unwrap_or("");
+                format!("{dir}{base}")
+            })
+            .collect(),
+        _ => get(IndexTag::RPMTAG_OLDFILENAMES)
+            .cloned()
+            .unwrap_or_default(),
+    };
+    paths
+        .into_iter()
         .enumerate()
-        .map(|(i, base)| {
-            let dir = dirindexes
-                .get(i)
-                .and_then(|&d| dirnames.get(d as usize))
-                .copied()
-                .unwrap_or("");
+        .map(|(i, path)| {
             let mode = modes.get(i).copied().unwrap_or(0);
             let flag = flags.get(i).copied().unwrap_or(0);
             let kind = if mode & S_IFMT == S_IFDIR {
@@ -387,10 +534,7 @@ fn read_files(meta: &PackageMetadata) -> Vec<FileItem> {
             } else {
                 FileKind::File
             };
-            FileItem {
-                path: format!("{dir}{base}"),
-                kind,
-            }
+            FileItem { path, kind }
         })
         .collect()
 }
@@ -422,11 +566,44 @@ pub fn split_evr(evr: &str) -> (Option<String>, Option<String>, Option<String>) 
     (Some(epoch.to_string()), Some(ver), rel)
 }
 
-fn to_dep(d: &rpm::Dependency) -> Dep {
-    let bits = d.flags.bits();
-    let (epoch, ver, rel) = split_evr(&d.version);
+/// A dependency as stored in the header: name, RPMSENSE flags, EVR string.
+type RawDep = (String, u32, String);
+
+/// Reads one dependency kind from the header's parallel arrays, with names and
+/// versions decoded by [`decode_text`] (not lossily).
+fn raw_deps(
+    meta: &PackageMetadata,
+    strings: &HashMap<u32, Vec<String>>,
+    name: IndexTag,
+    flags: IndexTag,
+    version: IndexTag,
+) -> Vec<RawDep> {
+    let Some(names) = strings.get(&(name as u32)) else {
+        return Vec::new();
+    };
+    let flags = meta
+        .header
+        .get_entry_data_as_u32_array(flags)
+        .unwrap_or_default();
+    let versions = strings.get(&(version as u32));
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            (
+                n.clone(),
+                flags.get(i).copied().unwrap_or(0),
+                versions.and_then(|v| v.get(i)).cloned().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn to_dep(d: &RawDep) -> Dep {
+    let bits = d.1;
+    let (epoch, ver, rel) = split_evr(&d.2);
     Dep {
-        name: d.name.clone(),
+        name: d.0.clone(),
         flags: flag_str(bits),
         epoch,
         ver,
@@ -442,7 +619,7 @@ fn to_dep(d: &rpm::Dependency) -> Dep {
 }
 
 /// Every dependency kind except requires: converted and de-duplicated, order kept.
-fn deps(list: Vec<rpm::Dependency>) -> Vec<Dep> {
+fn deps(list: Vec<RawDep>) -> Vec<Dep> {
     let mut seen = HashSet::new();
     list.iter()
         .map(to_dep)
@@ -477,19 +654,15 @@ fn dep_key(
 /// createrepo_c's requires rules: drop `rpmlib(...)`, requires on the package's own
 /// primary files, requires identical to one of its own provides, duplicates, and all
 /// but the highest `libc.so.6(GLIBC_x)`.
-fn filter_requires(
-    list: Vec<rpm::Dependency>,
-    provides: &[Dep],
-    primary_files: &HashSet<&str>,
-) -> Vec<Dep> {
+fn filter_requires(list: Vec<RawDep>, provides: &[Dep], primary_files: &HashSet<&str>) -> Vec<Dep> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     let mut best_libc: Option<(String, Dep)> = None;
     for raw in &list {
-        if raw.name.starts_with("rpmlib(") {
+        if raw.0.starts_with("rpmlib(") {
             continue;
         }
-        if raw.name.starts_with('/') && primary_files.contains(raw.name.as_str()) {
+        if raw.0.starts_with('/') && primary_files.contains(raw.0.as_str()) {
             continue;
         }
         let d = to_dep(raw);
@@ -502,7 +675,8 @@ fn filter_requires(
         }) {
             continue;
         }
-        if let Some(v) = glibc_version(&d.name) {
+        if d.name.starts_with("libc.so.6") {
+            let v = glibc_version(&d.name).unwrap_or_default();
             let better = match &best_libc {
                 None => true,
                 Some((cur, _)) => {
@@ -577,6 +751,25 @@ mod tests {
             Some("2.34")
         );
         assert_eq!(glibc_version("libc.so.6()(64bit)"), None);
+    }
+
+    #[test]
+    fn latin1_is_decoded_like_createrepo_c() {
+        assert_eq!(decode_text(b"Tom\xe1\xb9"), "Tom\u{e1}\u{b9}");
+        assert_eq!(decode_text("Tomáš".as_bytes()), "Tomáš");
+    }
+
+    #[test]
+    fn raw_header_strings() {
+        // intro + 1 index entry (tag 1004 SUMMARY, STRING, offset 0, count 1) + store
+        let mut h = vec![0x8e, 0xad, 0xe8, 0x01, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 4];
+        for v in [1004u32, 6, 0, 1] {
+            h.extend_from_slice(&v.to_be_bytes());
+        }
+        h.extend_from_slice(b"\xe0b\0");
+        let m = header_strings(&h);
+        assert_eq!(m.get(&1004).map(|v| v[0].as_str()), Some("\u{e0}b"));
+        assert!(header_strings(&h[..20]).is_empty());
     }
 
     #[test]

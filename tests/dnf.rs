@@ -1,0 +1,247 @@
+//! Real dnf against a running Forklift: install, upgrade after a promotion, and
+//! distro-sync back to the last good build after a demotion. Plus metadata
+//! fidelity: `dnf repoquery` answers the same for our channel as for a
+//! createrepo_c repository of the same files.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn dnf_available() -> bool {
+    if !(require_tool("dnf") && require_tool("rpm") && require_tool("createrepo_c")) {
+        return false;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !root {
+        assert!(!in_ci(), "dnf --installroot tests need root in CI");
+        eprintln!("SKIPPED: dnf --installroot needs root");
+    }
+    root
+}
+
+/// A dnf confined to an installroot and to the repos we give it; no plugins (the
+/// host's "local" plugin would otherwise add its own repository).
+struct Dnf {
+    root: tempfile::TempDir,
+    reposdir: PathBuf,
+}
+
+impl Dnf {
+    fn new() -> Dnf {
+        let root = tempfile::tempdir().expect("installroot");
+        let reposdir = root.path().join("forklift-repos.d");
+        std::fs::create_dir_all(&reposdir).expect("reposdir");
+        Dnf { root, reposdir }
+    }
+
+    fn add_repo_file(&self, name: &str, text: &str) {
+        std::fs::write(self.reposdir.join(format!("{name}.repo")), text).expect("repo file");
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("dnf");
+        c.args([
+            "-y",
+            "--noplugins",
+            "--refresh",
+            "--releasever=12",
+            "--nogpgcheck",
+        ])
+        .arg(format!("--installroot={}", self.root.path().display()))
+        .arg(format!("--setopt=reposdir={}", self.reposdir.display()))
+        .args([
+            "--setopt=install_weak_deps=False",
+            "--setopt=skip_if_unavailable=False",
+        ]);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        run(self.cmd().args(args))
+    }
+
+    fn installed(&self, name: &str) -> String {
+        let out = Command::new("rpm")
+            .arg(format!("--root={}", self.root.path().display()))
+            .args(["-q", name])
+            .output()
+            .expect("rpm -q");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+fn dnf_install_upgrade_and_roll_back(b: Backend) {
+    if !dnf_available() {
+        return;
+    }
+    let Some(srv) = TestServer::start(b) else {
+        return;
+    };
+    for f in [
+        "forklift-demo-1.0-1.x86_64.rpm",
+        "forklift-lib-1.0-1.noarch.rpm",
+    ] {
+        assert_eq!(upload(&srv, &fixture(f), Some("qa")).status, 201);
+        assert_eq!(promote(&srv, f, "staging").status, 200);
+        assert_eq!(promote(&srv, f, "prod").status, 200);
+    }
+    let dnf = Dnf::new();
+    let repo = get(&format!("{}/rpm/prod.repo", srv.url));
+    assert_eq!(repo.status, 200);
+    dnf.add_repo_file("forklift-prod", &repo.text());
+
+    dnf.run(&["install", "forklift-demo"]);
+    assert_eq!(dnf.installed("forklift-demo"), "forklift-demo-1.0-1.x86_64");
+
+    // A newer build reaches prod: dnf upgrade installs it (and its new dependency).
+    let newer = "forklift-demo-1.1-1.x86_64.rpm";
+    assert_eq!(upload(&srv, &fixture(newer), Some("qa")).status, 201);
+    // Still only in qa: prod hosts see nothing new.
+    dnf.run(&["upgrade"]);
+    assert_eq!(dnf.installed("forklift-demo"), "forklift-demo-1.0-1.x86_64");
+    assert_eq!(promote(&srv, newer, "staging").status, 200);
+    assert_eq!(promote(&srv, newer, "prod").status, 200);
+    dnf.run(&["upgrade"]);
+    assert_eq!(dnf.installed("forklift-demo"), "forklift-demo-1.1-1.x86_64");
+    assert_eq!(dnf.installed("forklift-lib"), "forklift-lib-1.0-1.noarch");
+
+    // Demote it: prod falls back to 1.0 and distro-sync takes the host back.
+    let r = demote(&srv, newer, "prod", "crashes on start");
+    assert_eq!(r.status, 200, "{}", r.text());
+    dnf.run(&["distro-sync"]);
+    assert_eq!(dnf.installed("forklift-demo"), "forklift-demo-1.0-1.x86_64");
+}
+
+both_backends!(dnf_install_upgrade_and_roll_back);
+
+const QF: &str = "@@%{name}-%{epoch}:%{version}-%{release}.%{arch}\n\
+[summary] %{summary}\n[url] %{url}\n[license] %{license}\n[sourcerpm] %{sourcerpm}\n\
+[buildtime] %{buildtime}\n[size] %{size} %{installsize}\n[packager] %{packager}\n\
+[requires]\n%{requires}\n[provides]\n%{provides}\n[obsoletes]\n%{obsoletes}\n\
+[conflicts]\n%{conflicts}\n[recommends]\n%{recommends}\n[suggests]\n%{suggests}\n\
+[supplements]\n%{supplements}\n[enhances]\n%{enhances}\n[files]\n%{files}\n";
+
+/// Parses repoquery output into package → sorted lines, so ordering differences
+/// inside multi-valued fields do not count.
+fn blocks(out: &str, marker: &str) -> BTreeMap<String, Vec<String>> {
+    let mut map = BTreeMap::new();
+    for block in out.split(marker).filter(|b| !b.trim().is_empty()) {
+        let mut lines = block.lines();
+        let key = lines.next().unwrap_or_default().trim().to_string();
+        let mut rest: Vec<String> = lines
+            .map(|l| l.trim_end().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        rest.sort();
+        map.insert(key, rest);
+    }
+    map
+}
+
+fn repoquery(repo_url: &str, extra: &[&str]) -> String {
+    let cache = tempfile::tempdir().expect("cache");
+    let empty = tempfile::tempdir().expect("reposdir");
+    run(Command::new("dnf")
+        .args(["-q", "--noplugins", "--releasever=12", "repoquery"])
+        .arg(format!("--setopt=cachedir={}", cache.path().display()))
+        .arg(format!("--setopt=reposdir={}", empty.path().display()))
+        .arg(format!("--repofrompath=r,{repo_url}"))
+        .arg("--repo=r")
+        .args(extra))
+}
+
+fn compare_with_createrepo(srv: &TestServer, accepted: &[PathBuf]) {
+    let dir = tempfile::tempdir().expect("createrepo dir");
+    for f in accepted {
+        std::fs::copy(f, dir.path().join(f.file_name().expect("name"))).expect("copy");
+    }
+    run(Command::new("createrepo_c").arg("--quiet").arg(dir.path()));
+    let ours = format!("{}/rpm/qa/", srv.url);
+    let theirs = format!("file://{}", dir.path().display());
+
+    let a = blocks(&repoquery(&ours, &["--qf", QF]), "@@");
+    let b = blocks(&repoquery(&theirs, &["--qf", QF]), "@@");
+    assert_eq!(
+        a.len(),
+        accepted.len(),
+        "dnf sees every accepted package: {:?}",
+        a.keys()
+    );
+    for (k, v) in &b {
+        assert_eq!(a.get(k), Some(v), "repoquery differs for {k}");
+    }
+    assert_eq!(a, b);
+
+    let a = repoquery(&ours, &["--changelogs"]);
+    let b = repoquery(&theirs, &["--changelogs"]);
+    assert_eq!(a, b, "changelogs differ");
+}
+
+fn upload_all(srv: &TestServer, dir: &Path) -> (Vec<PathBuf>, Vec<(PathBuf, u16, String)>) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rpm"))
+        .collect();
+    files.sort();
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    for f in files {
+        let r = upload(srv, &f, Some("qa"));
+        match r.status {
+            201 => accepted.push(f),
+            _ => refused.push((f, r.status, r.error_code())),
+        }
+    }
+    (accepted, refused)
+}
+
+#[test]
+fn fixtures_metadata_matches_createrepo_c() {
+    if !dnf_available() {
+        return;
+    }
+    let Some(srv) = TestServer::start(Backend::Sqlite) else {
+        return;
+    };
+    let (accepted, refused) = upload_all(&srv, &fixtures_dir());
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(accepted.len(), 6);
+    compare_with_createrepo(&srv, &accepted);
+}
+
+#[test]
+fn corpus_is_accepted_refused_and_indexed_like_createrepo_c() {
+    if !dnf_available() {
+        return;
+    }
+    let Some(corpus) = corpus_dir() else { return };
+    let Some(srv) = TestServer::start(Backend::Sqlite) else {
+        return;
+    };
+    let (accepted, refused) = upload_all(&srv, &corpus);
+    // Exactly one file is corrupt; every other refusal is a second file with an
+    // identity (name-epoch-version-release-arch) already taken.
+    let corrupt: Vec<_> = refused.iter().filter(|r| r.1 != 409).collect();
+    assert_eq!(corrupt.len(), 1, "{refused:?}");
+    assert!(corrupt[0]
+        .0
+        .to_string_lossy()
+        .ends_with("rpm__hello-2.0-1.x86_64-corrupted.rpm"));
+    assert_eq!(corrupt[0].1, 422);
+    assert_eq!(corrupt[0].2, "digest_mismatch");
+    for r in refused.iter().filter(|r| r.1 == 409) {
+        assert_eq!(r.2, "package_exists");
+    }
+    assert_eq!(accepted.len() + refused.len(), 39);
+    compare_with_createrepo(&srv, &accepted);
+}
