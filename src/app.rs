@@ -35,6 +35,15 @@ pub fn init(config: Config) -> Result<Ctx, StartupError> {
         locks: Arc::new(ChannelLocks::default()),
     };
     channels::sync_channels(&ctx)?;
+    // A blob older than an hour cannot belong to a request still running anywhere.
+    let swept = crate::service::gc::sweep(
+        &ctx,
+        std::time::Duration::ZERO,
+        std::time::Duration::from_secs(3600),
+    )?;
+    if swept != crate::service::gc::Swept::default() {
+        tracing::info!(?swept, "removed leftovers of an earlier crash");
+    }
     Ok(ctx)
 }
 

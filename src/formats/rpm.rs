@@ -40,7 +40,7 @@ pub enum RpmError {
     Io(#[from] io::Error),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Dep {
     pub name: String,
     /// LT, GT, EQ, LE, GE or None.
@@ -631,24 +631,8 @@ fn deps(list: Vec<RawDep>) -> Vec<Dep> {
         .collect()
 }
 
-fn dep_key(
-    d: &Dep,
-) -> (
-    String,
-    Option<&'static str>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    bool,
-) {
-    (
-        d.name.clone(),
-        d.flags,
-        d.epoch.clone(),
-        d.ver.clone(),
-        d.rel.clone(),
-        d.pre,
-    )
+fn dep_key(d: &Dep) -> Dep {
+    d.clone()
 }
 
 /// createrepo_c's requires rules: drop `rpmlib(...)`, requires on the package's own

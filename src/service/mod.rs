@@ -3,6 +3,7 @@
 
 pub mod channels;
 pub mod error;
+pub mod gc;
 pub mod packages;
 pub mod publish;
 pub mod repo;

@@ -303,6 +303,21 @@ fn attempt(
     result
 }
 
+/// What rendering needs of a package: its sort key and its fragments.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = packages)]
+struct FragmentRow {
+    id: String,
+    name: String,
+    arch: String,
+    epoch: i32,
+    version: String,
+    release: String,
+    primary_xml: String,
+    filelists_xml: String,
+    other_xml: String,
+}
+
 /// Renders a channel's repodata for a member set, in a stable order.
 fn render_channel(
     conn: &mut DbConnection,
@@ -311,74 +326,47 @@ fn render_channel(
     created_at: i64,
 ) -> Result<crate::formats::yum::Repodata, Attempt> {
     let ids: Vec<&String> = members.iter().collect();
-    let mut rows: Vec<(
-        String,
-        String,
-        String,
-        String,
-        i32,
-        String,
-        String,
-        String,
-        String,
-    )> = Vec::with_capacity(ids.len());
+    let mut rows: Vec<FragmentRow> = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        let part: Vec<(
-            String,
-            String,
-            String,
-            i32,
-            String,
-            String,
-            String,
-            String,
-            String,
-        )> = packages::table
-            .filter(packages::id.eq_any(chunk))
-            .select((
-                packages::id,
-                packages::name,
-                packages::arch,
-                packages::epoch,
-                packages::version,
-                packages::release,
-                packages::primary_xml,
-                packages::filelists_xml,
-                packages::other_xml,
-            ))
-            .load(conn)?;
         rows.extend(
-            part.into_iter()
-                .map(|(id, n, a, e, v, r, p, f, o)| (n, a, v, r, e, id, p, f, o)),
+            packages::table
+                .filter(packages::id.eq_any(chunk))
+                .select(FragmentRow::as_select())
+                .load(conn)?,
         );
     }
     if let Some(p) = new_package {
-        if members.contains(&p.id) && !rows.iter().any(|r| r.5 == p.id) {
-            rows.push((
-                p.name.clone(),
-                p.arch.clone(),
-                p.version.clone(),
-                p.release.clone(),
-                p.epoch,
-                p.id.clone(),
-                p.primary_xml.clone(),
-                p.filelists_xml.clone(),
-                p.other_xml.clone(),
-            ));
+        if members.contains(&p.id) && !rows.iter().any(|r| r.id == p.id) {
+            rows.push(FragmentRow {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                arch: p.arch.clone(),
+                epoch: p.epoch,
+                version: p.version.clone(),
+                release: p.release.clone(),
+                primary_xml: p.primary_xml.clone(),
+                filelists_xml: p.filelists_xml.clone(),
+                other_xml: p.other_xml.clone(),
+            });
         }
     }
     rows.sort_by(|a, b| {
-        (&a.0, &a.1)
-            .cmp(&(&b.0, &b.1))
-            .then_with(|| crate::formats::compare_evr((a.4, &a.2, &a.3), (b.4, &b.2, &b.3)))
-            .then_with(|| a.5.cmp(&b.5))
+        (&a.name, &a.arch)
+            .cmp(&(&b.name, &b.arch))
+            .then_with(|| {
+                crate::formats::compare_evr(
+                    (a.epoch, &a.version, &a.release),
+                    (b.epoch, &b.version, &b.release),
+                )
+            })
+            .then_with(|| a.id.cmp(&b.id))
     });
     let frags: Vec<Fragments> = rows
         .into_iter()
         .map(|r| Fragments {
-            primary: r.6,
-            filelists: r.7,
-            other: r.8,
+            primary: r.primary_xml,
+            filelists: r.filelists_xml,
+            other: r.other_xml,
         })
         .collect();
     let refs: Vec<&Fragments> = frags.iter().collect();

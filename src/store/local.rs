@@ -4,6 +4,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use super::{check_digest, BlobStore, StoreError};
 
@@ -25,24 +26,6 @@ impl LocalStore {
     fn path(&self, digest: &str) -> Result<PathBuf, StoreError> {
         check_digest(digest)?;
         Ok(self.root.join(&digest[..2]).join(digest))
-    }
-
-    /// Every stored digest (for garbage collection and consistency checks).
-    pub fn list(&self) -> Result<Vec<String>, StoreError> {
-        let mut out = Vec::new();
-        for dir in fs::read_dir(&self.root)? {
-            let dir = dir?;
-            if !dir.file_type()?.is_dir() {
-                continue;
-            }
-            for f in fs::read_dir(dir.path())? {
-                let name = f?.file_name().to_string_lossy().to_string();
-                if check_digest(&name).is_ok() {
-                    out.push(name);
-                }
-            }
-        }
-        Ok(out)
     }
 
     pub fn tmp_dir(&self) -> &Path {
@@ -105,6 +88,41 @@ impl BlobStore for LocalStore {
         }
     }
 
+    fn list(&self) -> Result<Vec<(String, SystemTime)>, StoreError> {
+        let mut out = Vec::new();
+        for dir in fs::read_dir(&self.root)? {
+            let dir = dir?;
+            if !dir.file_type()?.is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(dir.path())? {
+                let f = f?;
+                let name = f.file_name().to_string_lossy().to_string();
+                if check_digest(&name).is_ok() {
+                    out.push((name, f.metadata()?.modified()?));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn sweep_temp(&self, age: Duration) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for f in fs::read_dir(&self.tmp)? {
+            let f = f?;
+            let old = f
+                .metadata()?
+                .modified()?
+                .elapsed()
+                .map(|e| e >= age)
+                .unwrap_or(false);
+            if old && fs::remove_file(f.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     fn temp_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
         Ok(tempfile::Builder::new()
             .prefix("upload-")
@@ -131,9 +149,27 @@ mod tests {
             .read_to_string(&mut out)
             .expect("read");
         assert_eq!(out, "ell");
-        assert_eq!(s.list().expect("list"), vec![D.to_string()]);
+        let listed: Vec<String> = s
+            .list()
+            .expect("list")
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
+        assert_eq!(listed, vec![D.to_string()]);
         s.delete(D).expect("delete");
         assert!(!s.exists(D).expect("exists"));
+    }
+
+    #[test]
+    fn temp_sweep_respects_age() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = LocalStore::open(dir.path()).expect("open");
+        let t = s.temp_file().expect("temp");
+        let (_, path) = t.keep().expect("keep");
+        assert_eq!(s.sweep_temp(Duration::from_secs(3600)).expect("sweep"), 0);
+        assert!(path.exists());
+        assert_eq!(s.sweep_temp(Duration::ZERO).expect("sweep"), 1);
+        assert!(!path.exists());
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub trait BlobStore: Send + Sync + 'static {
     fn exists(&self, digest: &str) -> Result<bool, StoreError> {
         Ok(self.size(digest)?.is_some())
     }
+    /// Every stored digest with its last modification time (for the orphan sweep).
+    fn list(&self) -> Result<Vec<(String, std::time::SystemTime)>, StoreError>;
+    /// Removes temp files older than `age` (uploads cut off by a crash).
+    fn sweep_temp(&self, age: std::time::Duration) -> Result<usize, StoreError>;
     /// A temp file on the same volume as the store, for streaming uploads into.
     fn temp_file(&self) -> Result<tempfile::NamedTempFile, StoreError>;
     /// Reads a whole blob into memory; only for small metadata files.
