@@ -53,7 +53,7 @@ pub fn server(ctx: Ctx, listener: TcpListener) -> Result<actix_web::dev::Server,
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            // Logs method, path and status only: never query strings or headers.
+            // Request line and status, never headers (credentials travel only in headers).
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").exclude("/healthz"))
             .configure(crate::http::routes)
     })

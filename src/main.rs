@@ -55,7 +55,7 @@ struct ServeArgs {
     /// Largest accepted upload in bytes [default: 2 GiB] (FORKLIFT_MAX_UPLOAD_BYTES).
     #[arg(long, value_name = "BYTES")]
     max_upload_bytes: Option<u64>,
-    /// How long superseded metadata stays servable, e.g. 1h (FORKLIFT_GRACE_PERIOD).
+    /// How long superseded metadata and removed packages stay servable, e.g. 1h (FORKLIFT_GRACE_PERIOD).
     #[arg(long, value_name = "DURATION")]
     grace_period: Option<String>,
 }
@@ -82,6 +82,17 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
     Ok(Config::resolve(file, Layer::from_env(&env)?, flags)?)
 }
 
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
+            Some(c) => format!("{}:***{}", &url[..s + 3 + c], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -92,7 +103,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Config(args) => {
-            let c = resolve(&args)?;
+            let mut c = resolve(&args)?;
+            c.database_url = redact_password(&c.database_url);
             println!("{c:#?}");
             Ok(())
         }

@@ -405,6 +405,12 @@ fn yum_repository_http_semantics(b: Backend) {
         full.header("content-length").expect("len"),
         bytes.len().to_string()
     );
+    let head = ureq::head(&pkg_url).call().expect("HEAD");
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.header("content-length"),
+        Some(bytes.len().to_string().as_str())
+    );
     let part = get_with(&pkg_url, &[("Range", "bytes=100-199")]);
     assert_eq!(part.status, 206);
     assert_eq!(part.body, &bytes[100..200]);

@@ -26,6 +26,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .route("/packages", web::get().to(packages::list))
             .route("/packages", web::post().to(packages::upload_multipart))
+            .route("/packages/", web::post().to(packages::upload_multipart))
             .route("/packages/{id}", web::put().to(packages::upload_raw))
             .route("/packages/{id}", web::get().to(packages::detail))
             .route("/packages/{id}/promote", web::post().to(packages::promote))
@@ -48,8 +49,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::get().to(repo::repodata),
     )
     .route(
+        "/rpm/{channel}/repodata/{file}",
+        web::head().to(repo::repodata),
+    )
+    .route(
         "/rpm/{channel}/Packages/{sha}/{file}",
         web::get().to(repo::package),
+    )
+    .route(
+        "/rpm/{channel}/Packages/{sha}/{file}",
+        web::head().to(repo::package),
     )
     .default_service(web::to(not_found));
 }

@@ -283,6 +283,7 @@ pub fn promote(ctx: &Ctx, id: &str, to: &str, actor: &Actor) -> Result<ChangeRes
             channel: to.to_string(),
             add: vec![p.id.clone()],
             remove: vec![],
+            require_in: Some(source.clone()),
         }],
         events: vec![PendingEvent {
             kind: "promoted",
@@ -369,6 +370,7 @@ pub fn demote(
                 channel: c.clone(),
                 add: vec![],
                 remove: vec![p.id.clone()],
+                require_in: None,
             })
             .collect(),
         events: affected

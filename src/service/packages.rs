@@ -135,6 +135,7 @@ pub fn ingest(
             channel: c.clone(),
             add: vec![sha.clone()],
             remove: vec![],
+            require_in: None,
         });
         events.push(PendingEvent {
             kind: "added",
@@ -257,6 +258,7 @@ fn add_existing_to_entry(
             channel: channel.to_string(),
             add: vec![p.id.clone()],
             remove: vec![],
+            require_in: None,
         }],
         events: vec![PendingEvent {
             kind: "added",

@@ -24,6 +24,9 @@ pub struct ChannelOp {
     pub channel: String,
     pub add: Vec<String>,
     pub remove: Vec<String>,
+    /// Added packages must still be in this channel when the change commits
+    /// (a promotion's source: a concurrent demotion there wins).
+    pub require_in: Option<String>,
 }
 
 /// An event to record; `revision` is filled in from the channel's new revision.
@@ -99,6 +102,7 @@ pub fn commit(
 
 struct Planned {
     channel: String,
+    require_in: Option<String>,
     head: i32,
     created_at: i64,
     add: Vec<String>,
@@ -181,6 +185,7 @@ fn attempt(
         ));
         planned.push(Planned {
             channel: op.channel.clone(),
+            require_in: op.require_in.clone(),
             head: ch.head,
             created_at,
             add,
@@ -199,6 +204,30 @@ fn attempt(
             }
         }
         let mut committed = Committed::default();
+        for p in &planned {
+            let Some(source) = &p.require_in else {
+                continue;
+            };
+            // A no-op update takes the source channel's row lock, so a concurrent
+            // demotion there (which moves that head) is ordered before or after us.
+            diesel::update(channels::table.filter(channels::name.eq(source)))
+                .set(channels::head.eq(channels::head))
+                .execute(conn)?;
+            for id in &p.add {
+                let still_there = memberships::table
+                    .filter(memberships::channel.eq(source))
+                    .filter(memberships::package_id.eq(id))
+                    .filter(memberships::removed_in.is_null())
+                    .select(memberships::package_id)
+                    .first::<String>(conn)
+                    .optional()?;
+                if still_there.is_none() {
+                    return Err(Attempt::Failed(ServiceError::NotAllowed(format!(
+                        "the build left {source:?} while it was being promoted"
+                    ))));
+                }
+            }
+        }
         for p in &planned {
             let next = p.head + 1;
             // Compare-and-set: only one writer can move a head from N to N+1.

@@ -42,6 +42,10 @@ impl BlobStore for LocalStore {
         // Durable before visible: a crash after the rename never exposes a torn file.
         file.as_file().sync_all()?;
         file.persist(&dest).map_err(|e| StoreError::Io(e.error))?;
+        // And the rename itself durable, before a database row may point at it.
+        if let Some(parent) = dest.parent() {
+            File::open(parent)?.sync_all()?;
+        }
         Ok(())
     }
 
