@@ -7,4 +7,5 @@ pub mod db;
 pub mod formats;
 pub mod http;
 pub mod service;
+pub mod signing;
 pub mod store;

@@ -1,6 +1,8 @@
 //! Pure format code: package parsing, version ordering and metadata rendering.
 //! Nothing here touches the database, the blob store or HTTP.
 
+pub mod apt;
+pub mod deb;
 pub mod rpm;
 pub mod yum;
 

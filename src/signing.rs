@@ -1,0 +1,194 @@
+//! The repository signing key: generated on first start (RSA-4096, SHA-256; EL9's
+//! rpm refuses Ed25519 and SHA-1) or loaded from a configured armored secret key.
+//! Signs repomd.xml (detached, armored) and, for apt, Release files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use pgp::composed::{
+    ArmorOptions, CleartextSignedMessage, Deserializable, DetachedSignature, EncryptionCaps,
+    KeyType, SecretKeyParamsBuilder, SignedPublicKey, SignedSecretKey,
+};
+use pgp::crypto::hash::HashAlgorithm;
+use pgp::types::{KeyDetails, Password};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    #[error("cannot read signing key {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write signing key {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid signing key {path}: {message}")]
+    InvalidKey { path: PathBuf, message: String },
+    #[error("OpenPGP error: {0}")]
+    Pgp(String),
+}
+
+impl From<pgp::errors::Error> for SigningError {
+    fn from(e: pgp::errors::Error) -> Self {
+        SigningError::Pgp(e.to_string())
+    }
+}
+
+pub struct Signer {
+    key: SignedSecretKey,
+    password: Password,
+    public_armored: String,
+    fingerprint: String,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the generated key lives when none is configured.
+pub fn default_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("keys").join("signing-key.asc")
+}
+
+impl Signer {
+    /// Loads the configured key, or the one generated earlier under the data dir,
+    /// or generates and saves a new one (mode 0600).
+    pub fn load_or_generate(
+        configured: Option<&Path>,
+        passphrase: Option<String>,
+        data_dir: &Path,
+    ) -> Result<Signer, SigningError> {
+        let path = configured
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| default_key_path(data_dir));
+        if path.exists() || configured.is_some() {
+            return Signer::load(&path, passphrase);
+        }
+        tracing::info!(path = %path.display(), "generating the repository signing key (RSA-4096)");
+        let key = generate()?;
+        let armored = key.to_armored_string(ArmorOptions::default())?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| SigningError::Write {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        write_private(&path, armored.as_bytes())?;
+        Signer::from_key(key, Password::empty())
+    }
+
+    pub fn load(path: &Path, passphrase: Option<String>) -> Result<Signer, SigningError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SigningError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let (key, _) =
+            SignedSecretKey::from_string(&text).map_err(|e| SigningError::InvalidKey {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let password = passphrase
+            .map(Password::from)
+            .unwrap_or_else(Password::empty);
+        let signer = Signer::from_key(key, password)?;
+        // Fail at start, not at the first publication, when the passphrase is wrong.
+        signer
+            .detached(b"probe")
+            .map_err(|e| SigningError::InvalidKey {
+                path: path.to_path_buf(),
+                message: format!("cannot sign with it (wrong passphrase?): {e}"),
+            })?;
+        Ok(signer)
+    }
+
+    fn from_key(key: SignedSecretKey, password: Password) -> Result<Signer, SigningError> {
+        let public = SignedPublicKey::from(key.clone());
+        let public_armored = public.to_armored_string(ArmorOptions::default())?;
+        let fingerprint = hex::encode(key.fingerprint().as_bytes()).to_uppercase();
+        Ok(Signer {
+            key,
+            password,
+            public_armored,
+            fingerprint,
+        })
+    }
+
+    /// The ASCII-armored public key, served at /keys/forklift.asc.
+    pub fn public_key_armored(&self) -> &str {
+        &self.public_armored
+    }
+
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// An armored detached signature over the exact bytes (repomd.xml.asc, Release.gpg).
+    pub fn detached(&self, data: &[u8]) -> Result<String, SigningError> {
+        let sig = DetachedSignature::sign_binary_data(
+            rand::thread_rng(),
+            &self.key.primary_key,
+            &self.password,
+            HashAlgorithm::Sha256,
+            data,
+        )?;
+        Ok(sig.to_armored_string(ArmorOptions::default())?)
+    }
+
+    /// A clearsigned text (InRelease). rPGP does not strip trailing whitespace
+    /// before hashing while gpgv does, so lines must not end in whitespace.
+    pub fn clearsign(&self, text: &str) -> Result<String, SigningError> {
+        if text.lines().any(|l| l.ends_with(' ') || l.ends_with('\t')) {
+            return Err(SigningError::Pgp(
+                "refusing to clearsign text with trailing whitespace".into(),
+            ));
+        }
+        let msg = CleartextSignedMessage::sign(
+            rand::thread_rng(),
+            text,
+            &self.key.primary_key,
+            &self.password,
+        )?;
+        Ok(msg.to_armored_string(ArmorOptions::default())?)
+    }
+}
+
+fn generate() -> Result<SignedSecretKey, SigningError> {
+    let params = SecretKeyParamsBuilder::default()
+        .key_type(KeyType::Rsa(4096))
+        .can_certify(true)
+        .can_sign(true)
+        .can_encrypt(EncryptionCaps::None)
+        .primary_user_id("Forklift repository signing key <forklift@localhost>".into())
+        .preferred_hash_algorithms(
+            [HashAlgorithm::Sha256, HashAlgorithm::Sha512]
+                .into_iter()
+                .collect(),
+        )
+        .build()
+        .map_err(|e| SigningError::Pgp(e.to_string()))?;
+    Ok(params.generate(rand::thread_rng())?)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SigningError> {
+    let err = |source| SigningError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(err)?;
+    f.write_all(bytes).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    Ok(())
+}
