@@ -28,7 +28,7 @@
 #
 # Settings (environment):
 #   N_LIST="1000 10000"  package counts for the pure-ingest runs
-#   QA_N=1000            packages for the ?channel=qa run (0 skips it)
+#   QA_N=100             packages for the ?channel=qa run (0 skips it)
 #   CONCURRENCY=8        parallel curl processes
 #   BATCH=50             files per curl process (one connection, sequential PUTs)
 #   SIZE_KB=8            size of each package's /usr/bin file (incompressible)
@@ -41,7 +41,7 @@
 set -euo pipefail
 
 N_LIST=${N_LIST:-"1000 10000"}
-QA_N=${QA_N:-1000}
+QA_N=${QA_N:-100}
 CONCURRENCY=${CONCURRENCY:-8}
 BATCH=${BATCH:-50}
 SIZE_KB=${SIZE_KB:-8}

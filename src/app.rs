@@ -16,6 +16,8 @@ pub enum StartupError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
+    #[error(transparent)]
+    Signing(#[from] crate::signing::SigningError),
     #[error("cannot prepare channels: {0}")]
     Channels(#[from] ServiceError),
     #[error("cannot listen: {0}")]
@@ -28,11 +30,19 @@ pub fn init(config: Config) -> Result<Ctx, StartupError> {
         .map_err(|e| StartupError::DataDir(config.data_dir.display().to_string(), e))?;
     let store = crate::store::open_local(&config.data_dir)?;
     let pool = crate::db::connect(&config.database_url)?;
+    let signer = crate::signing::Signer::load_or_generate(
+        config.signing_key.as_deref(),
+        config.signing_key_passphrase.clone(),
+        &config.data_dir,
+    )?;
+    // Hosts pin this fingerprint; say it where operators look.
+    tracing::info!(fingerprint = signer.fingerprint(), "repository signing key");
     let ctx = Ctx {
         config: Arc::new(config),
         pool,
         store: Arc::new(store),
         locks: Arc::new(ChannelLocks::default()),
+        signer: Arc::new(signer),
     };
     channels::sync_channels(&ctx)?;
     // A blob older than an hour cannot belong to a request still running anywhere.

@@ -38,6 +38,15 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// How long files of a superseded revision stay servable.
     pub grace_period: Duration,
+    /// Armored OpenPGP secret key; None = generate one under the data dir.
+    pub signing_key: Option<PathBuf>,
+    /// The key's passphrase (from FORKLIFT_SIGNING_KEY_PASSPHRASE or a file, never a flag).
+    pub signing_key_passphrase: Option<String>,
+    /// apt Release `Origin` and `Label`: pick once, never change (apt refuses).
+    pub apt_origin: String,
+    pub apt_label: String,
+    /// Architectures every apt suite lists, besides those its packages have.
+    pub apt_architectures: Vec<String>,
 }
 
 /// Settings as they may appear in the TOML file, the environment or flags;
@@ -53,6 +62,14 @@ pub struct Layer {
     pub max_upload_bytes: Option<u64>,
     /// Human duration such as "1h" or "90s".
     pub grace_period: Option<String>,
+    pub signing_key: Option<PathBuf>,
+    pub signing_key_passphrase_file: Option<PathBuf>,
+    /// Only from the environment (FORKLIFT_SIGNING_KEY_PASSPHRASE).
+    #[serde(skip)]
+    pub signing_key_passphrase: Option<String>,
+    pub apt_origin: Option<String>,
+    pub apt_label: Option<String>,
+    pub apt_architectures: Option<Vec<String>>,
 }
 
 impl Layer {
@@ -65,6 +82,14 @@ impl Layer {
             channels: over.channels.or(self.channels),
             max_upload_bytes: over.max_upload_bytes.or(self.max_upload_bytes),
             grace_period: over.grace_period.or(self.grace_period),
+            signing_key: over.signing_key.or(self.signing_key),
+            signing_key_passphrase_file: over
+                .signing_key_passphrase_file
+                .or(self.signing_key_passphrase_file),
+            signing_key_passphrase: over.signing_key_passphrase.or(self.signing_key_passphrase),
+            apt_origin: over.apt_origin.or(self.apt_origin),
+            apt_label: over.apt_label.or(self.apt_label),
+            apt_architectures: over.apt_architectures.or(self.apt_architectures),
         }
     }
 
@@ -87,6 +112,14 @@ impl Layer {
                 .map(|v| v.split(',').map(|s| s.trim().to_string()).collect()),
             max_upload_bytes,
             grace_period: get("FORKLIFT_GRACE_PERIOD"),
+            signing_key: get("FORKLIFT_SIGNING_KEY").map(PathBuf::from),
+            signing_key_passphrase_file: get("FORKLIFT_SIGNING_KEY_PASSPHRASE_FILE")
+                .map(PathBuf::from),
+            signing_key_passphrase: get("FORKLIFT_SIGNING_KEY_PASSPHRASE"),
+            apt_origin: get("FORKLIFT_APT_ORIGIN"),
+            apt_label: get("FORKLIFT_APT_LABEL"),
+            apt_architectures: get("FORKLIFT_APT_ARCHITECTURES")
+                .map(|v| v.split(',').map(|s| s.trim().to_string()).collect()),
         })
     }
 
@@ -172,6 +205,39 @@ impl Config {
                 message: "must start with sqlite://, postgres:// or postgresql://".into(),
             });
         }
+        let signing_key_passphrase = match (l.signing_key_passphrase, l.signing_key_passphrase_file)
+        {
+            (Some(p), _) => Some(p),
+            (None, Some(f)) => Some(
+                std::fs::read_to_string(&f)
+                    .map_err(|source| ConfigError::Read {
+                        path: f.clone(),
+                        source,
+                    })?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        let apt_architectures = l.apt_architectures.unwrap_or_else(|| vec!["amd64".into()]);
+        for a in &apt_architectures {
+            if !crate::formats::deb::is_valid_architecture(a) || a == "all" {
+                return Err(ConfigError::Invalid {
+                    key: "apt_architectures".into(),
+                    message: format!("{a:?} is not a Debian architecture"),
+                });
+            }
+        }
+        let apt_origin = l.apt_origin.unwrap_or_else(|| "Forklift".into());
+        let apt_label = l.apt_label.unwrap_or_else(|| "Forklift".into());
+        for (k, v) in [("apt_origin", &apt_origin), ("apt_label", &apt_label)] {
+            if v.is_empty() || v.contains('\n') || v.trim() != v {
+                return Err(ConfigError::Invalid {
+                    key: k.into(),
+                    message: "one line, no surrounding spaces".into(),
+                });
+            }
+        }
         Ok(Config {
             listen,
             data_dir,
@@ -180,6 +246,11 @@ impl Config {
             channels,
             max_upload_bytes: l.max_upload_bytes.unwrap_or(DEFAULT_MAX_UPLOAD),
             grace_period,
+            signing_key: l.signing_key,
+            signing_key_passphrase,
+            apt_origin,
+            apt_label,
+            apt_architectures,
         })
     }
 

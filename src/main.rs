@@ -58,6 +58,11 @@ struct ServeArgs {
     /// How long superseded metadata and removed packages stay servable, e.g. 1h (FORKLIFT_GRACE_PERIOD).
     #[arg(long, value_name = "DURATION")]
     grace_period: Option<String>,
+    /// Armored OpenPGP secret key to sign metadata with [default: generated under
+    /// <data-dir>/keys] (FORKLIFT_SIGNING_KEY). Its passphrase comes from
+    /// FORKLIFT_SIGNING_KEY_PASSPHRASE or signing_key_passphrase_file, never a flag.
+    #[arg(long, value_name = "FILE")]
+    signing_key: Option<PathBuf>,
 }
 
 fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
@@ -78,6 +83,8 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
         channels: args.channels.clone(),
         max_upload_bytes: args.max_upload_bytes,
         grace_period: args.grace_period.clone(),
+        signing_key: args.signing_key.clone(),
+        ..Layer::default()
     };
     Ok(Config::resolve(file, Layer::from_env(&env)?, flags)?)
 }
@@ -105,6 +112,9 @@ fn main() -> anyhow::Result<()> {
         Command::Config(args) => {
             let mut c = resolve(&args)?;
             c.database_url = redact_password(&c.database_url);
+            if c.signing_key_passphrase.is_some() {
+                c.signing_key_passphrase = Some("***".into());
+            }
             println!("{c:#?}");
             Ok(())
         }

@@ -22,6 +22,8 @@ pub struct PackageRow {
     pub primary_xml: String,
     pub filelists_xml: String,
     pub other_xml: String,
+    pub apt_stanza: Option<String>,
+    pub pool_path: Option<String>,
 }
 
 /// A package without its (large) metadata fragments.

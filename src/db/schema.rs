@@ -18,6 +18,8 @@ diesel::table! {
         primary_xml -> Text,
         filelists_xml -> Text,
         other_xml -> Text,
+        apt_stanza -> Nullable<Text>,
+        pool_path -> Nullable<Text>,
     }
 }
 

@@ -94,7 +94,11 @@ pub fn content_type(name: &str) -> &'static str {
         "application/gzip"
     } else if name.ends_with(".rpm") {
         "application/x-rpm"
-    } else if name.ends_with(".asc") {
+    } else if name.ends_with(".deb") {
+        "application/vnd.debian.binary-package"
+    } else if name.ends_with(".xz") {
+        "application/x-xz"
+    } else if name.ends_with(".asc") || name.ends_with(".gpg") || name == "InRelease" {
         "application/pgp-signature"
     } else {
         "application/octet-stream"

@@ -60,6 +60,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/rpm/{channel}/Packages/{sha}/{file}",
         web::head().to(repo::package),
     )
+    .route("/keys/forklift.asc", web::get().to(repo::public_key))
+    .route("/deb/{file}", web::get().to(repo::deb_file))
+    .route("/deb/dists/{channel}/{rest:.*}", web::get().to(repo::dists))
+    .route(
+        "/deb/dists/{channel}/{rest:.*}",
+        web::head().to(repo::dists),
+    )
+    .route("/deb/pool/{rest:.*}", web::get().to(repo::pool))
+    .route("/deb/pool/{rest:.*}", web::head().to(repo::pool))
     .default_service(web::to(not_found));
 }
 

@@ -32,15 +32,9 @@ pub async fn repodata(
 ) -> Result<HttpResponse, ApiError> {
     let (channel, file) = path.into_inner();
     let name = file.clone();
-    let served = blocking(&ctx, move |c| {
-        if name == "repomd.xml" {
-            repo::repomd(c, &channel).map(Some)
-        } else {
-            repo::repodata_file(c, &channel, &name)
-        }
-    })
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("no metadata file {file:?} in this channel")))?;
+    let served = blocking(&ctx, move |c| repo::repodata(c, &channel, &name))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no metadata file {file:?} in this channel")))?;
     files::respond(&ctx, &req, served, &file)
 }
 
@@ -56,4 +50,68 @@ pub async fn package(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("{file:?} is not in this channel")))?;
     files::respond(&ctx, &req, served, &file)
+}
+
+fn text(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(body)
+}
+
+/// `/keys/forklift.asc`: the public key hosts import.
+pub async fn public_key(ctx: web::Data<Ctx>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/pgp-keys"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(ctx.signer.public_key_armored().to_string())
+}
+
+/// `/deb/{channel}.sources` and `/deb/{channel}.pref`
+pub async fn deb_file(
+    ctx: web::Data<Ctx>,
+    file: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let file = file.into_inner();
+    if let Some(channel) = file.strip_suffix(".sources").map(str::to_string) {
+        return Ok(text(
+            blocking(&ctx, move |c| repo::sources_file(c, &channel)).await?,
+        ));
+    }
+    if let Some(channel) = file.strip_suffix(".pref").map(str::to_string) {
+        return Ok(text(
+            blocking(&ctx, move |c| repo::pref_file(c, &channel)).await?,
+        ));
+    }
+    Err(ApiError::not_found(format!(
+        "no file {file:?}; try /deb/<channel>.sources or /deb/<channel>.pref"
+    )))
+}
+
+/// `/deb/dists/{channel}/{rest}`: Release files, Packages indexes, by-hash copies.
+pub async fn dists(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (channel, rest) = path.into_inner();
+    let name = rest.rsplit('/').next().unwrap_or_default().to_string();
+    let served = blocking(&ctx, move |c| repo::dists(c, &channel, &rest))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no file {name:?} in this suite")))?;
+    files::respond(&ctx, &req, served, &name)
+}
+
+/// `/deb/pool/{rest}`: the package files of every suite, each stored once.
+pub async fn pool(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    rest: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let pool_path = format!("pool/{}", rest.into_inner());
+    let name = pool_path.rsplit('/').next().unwrap_or_default().to_string();
+    let served = blocking(&ctx, move |c| repo::pool_file(c, &pool_path))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("{name:?} is not in any channel")))?;
+    files::respond(&ctx, &req, served, &name)
 }

@@ -38,6 +38,8 @@ pub enum ServiceError {
     UploadAborted(String),
     #[error("another publication of the same channel kept winning; try again")]
     Contention,
+    #[error("signing failed: {0}")]
+    Signing(String),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]

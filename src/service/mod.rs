@@ -26,6 +26,7 @@ pub struct Ctx {
     pub pool: Pool,
     pub store: Arc<dyn BlobStore>,
     pub locks: Arc<ChannelLocks>,
+    pub signer: Arc<crate::signing::Signer>,
 }
 
 impl Ctx {

@@ -1,7 +1,7 @@
 //! Packages: ingesting uploads, looking builds up, listing them with history.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 
 use diesel::prelude::*;
 
@@ -12,6 +12,8 @@ use super::{now, Actor, Ctx, ServiceError};
 use crate::db::models::*;
 use crate::db::schema::*;
 use crate::db::DbConnection;
+use crate::formats::apt::{render_stanza, DebFileFacts};
+use crate::formats::deb::{read_deb, DebError, AR_MAGIC};
 use crate::formats::rpm::{read_rpm, RPM_MAGIC};
 use crate::formats::yum::{render_fragments, FileFacts};
 
@@ -53,68 +55,14 @@ pub fn ingest(
         });
     }
 
-    let mut file = upload.file.reopen()?;
-    let mut magic = [0u8; 8];
-    let n = read_prefix(&mut file, &mut magic)?;
-    if n >= 4 && magic[..4] == RPM_MAGIC {
-        // fall through
-    } else if n >= 8 && &magic[..8] == b"!<arch>\n" {
-        return Err(ServiceError::UnsupportedType(
-            ".deb packages are not supported yet".into(),
-        ));
-    } else {
-        return Err(ServiceError::UnsupportedType(
-            "the file is neither an RPM nor a .deb".into(),
-        ));
-    }
-    let info = read_rpm(&mut file)?;
-    drop(file);
+    let uploaded_at = now();
+    let row = parse_upload(&upload, uploaded_at, &actor.name)?;
 
     // A different file with the same identity: refused, never replaced.
-    let same: Option<String> = packages::table
-        .filter(packages::kind.eq("rpm"))
-        .filter(packages::name.eq(&info.name))
-        .filter(packages::epoch.eq(info.epoch as i32))
-        .filter(packages::version.eq(&info.version))
-        .filter(packages::release.eq(&info.release))
-        .filter(packages::arch.eq(&info.arch))
-        .select(packages::id)
-        .first(&mut conn)
-        .optional()?;
-    if let Some(existing) = same {
-        return Err(nevra_conflict(&info, existing));
+    if let Some(existing) = same_identity(&mut conn, &row)? {
+        return Err(identity_conflict(&row, existing));
     }
     drop(conn);
-
-    let uploaded_at = now();
-    let filename = info.canonical_filename();
-    let location = rpm_location(&upload.sha256, &filename);
-    let frags = render_fragments(
-        &info,
-        &FileFacts {
-            sha256: &upload.sha256,
-            size: upload.size,
-            file_time: uploaded_at,
-            location: &location,
-        },
-    );
-    let row = PackageRow {
-        id: upload.sha256.clone(),
-        kind: "rpm".into(),
-        name: info.name.clone(),
-        epoch: info.epoch as i32,
-        version: info.version.clone(),
-        release: info.release.clone(),
-        arch: info.arch.clone(),
-        filename,
-        size: upload.size as i64,
-        summary: info.summary.clone(),
-        uploaded_at,
-        uploaded_by: actor.name.clone(),
-        primary_xml: frags.primary,
-        filelists_xml: frags.filelists,
-        other_xml: frags.other,
-    };
 
     let sha = upload.sha256.clone();
     ctx.store.put_file(&sha, upload.file)?;
@@ -169,16 +117,8 @@ pub fn ingest(
                 });
             }
             remove_orphan_blob(ctx, &sha);
-            let other: String = packages::table
-                .filter(packages::kind.eq("rpm"))
-                .filter(packages::name.eq(&info.name))
-                .filter(packages::epoch.eq(info.epoch as i32))
-                .filter(packages::version.eq(&info.version))
-                .filter(packages::release.eq(&info.release))
-                .filter(packages::arch.eq(&info.arch))
-                .select(packages::id)
-                .first(&mut conn)?;
-            return Err(nevra_conflict(&info, other));
+            let other = same_identity(&mut conn, &row)?.unwrap_or_default();
+            return Err(identity_conflict(&row, other));
         }
         Err(e) => {
             remove_orphan_blob(ctx, &sha);
@@ -194,13 +134,164 @@ pub fn ingest(
     })
 }
 
-fn nevra_conflict(info: &crate::formats::rpm::RpmInfo, existing: String) -> ServiceError {
+fn identity_conflict(row: &PackageRow, existing: String) -> ServiceError {
     ServiceError::NevraConflict {
-        name: info.name.clone(),
-        evr: format!("{}:{}-{}", info.epoch, info.version, info.release),
-        arch: info.arch.clone(),
+        name: row.name.clone(),
+        evr: if row.release.is_empty() {
+            format!("{}:{}", row.epoch, row.version)
+        } else {
+            format!("{}:{}-{}", row.epoch, row.version, row.release)
+        },
+        arch: row.arch.clone(),
         existing,
     }
+}
+
+/// The stored package with the same kind, name, epoch, version, release and arch.
+fn same_identity(
+    conn: &mut DbConnection,
+    row: &PackageRow,
+) -> Result<Option<String>, ServiceError> {
+    Ok(packages::table
+        .filter(packages::kind.eq(&row.kind))
+        .filter(packages::name.eq(&row.name))
+        .filter(packages::epoch.eq(row.epoch))
+        .filter(packages::version.eq(&row.version))
+        .filter(packages::release.eq(&row.release))
+        .filter(packages::arch.eq(&row.arch))
+        .select(packages::id)
+        .first(conn)
+        .optional()?)
+}
+
+/// Recognises the upload by its magic bytes, validates it and renders its
+/// metadata once (yum fragments for an RPM, the Packages stanza for a .deb).
+fn parse_upload(
+    upload: &Received,
+    uploaded_at: i64,
+    uploader: &str,
+) -> Result<PackageRow, ServiceError> {
+    let mut file = upload.file.reopen()?;
+    let mut magic = [0u8; 8];
+    let n = read_prefix(&mut file, &mut magic)?;
+    file.seek(SeekFrom::Start(0))?;
+    if n >= 4 && magic[..4] == RPM_MAGIC {
+        let info = read_rpm(&mut file)?;
+        let filename = info.canonical_filename();
+        let location = rpm_location(&upload.sha256, &filename);
+        let frags = render_fragments(
+            &info,
+            &FileFacts {
+                sha256: &upload.sha256,
+                size: upload.size,
+                file_time: uploaded_at,
+                location: &location,
+            },
+        );
+        Ok(PackageRow {
+            id: upload.sha256.clone(),
+            kind: "rpm".into(),
+            name: info.name.clone(),
+            epoch: info.epoch as i32,
+            version: info.version.clone(),
+            release: info.release.clone(),
+            arch: info.arch.clone(),
+            filename,
+            size: upload.size as i64,
+            summary: info.summary.clone(),
+            uploaded_at,
+            uploaded_by: uploader.to_string(),
+            primary_xml: frags.primary,
+            filelists_xml: frags.filelists,
+            other_xml: frags.other,
+            apt_stanza: None,
+            pool_path: None,
+        })
+    } else if n >= 8 && &magic == AR_MAGIC {
+        let info = read_deb(BufReader::new(&mut file)).map_err(deb_error)?;
+        // apt checks every hash it is given; the upload hashed only sha256.
+        file.seek(SeekFrom::Start(0))?;
+        let (md5, sha1, sha512) = other_digests(&mut file)?;
+        let pool_path = info.pool_path();
+        let stanza = render_stanza(
+            &info,
+            &DebFileFacts {
+                filename: &pool_path,
+                size: upload.size,
+                md5: &md5,
+                sha1: &sha1,
+                sha256: &upload.sha256,
+                sha512: &sha512,
+            },
+        );
+        let (epoch, rest) = match info.version.split_once(':') {
+            Some((e, r)) => (e.parse::<i32>().unwrap_or(0), r),
+            None => (0, info.version.as_str()),
+        };
+        let (version, release) = match rest.rsplit_once('-') {
+            Some((v, r)) => (v.to_string(), r.to_string()),
+            None => (rest.to_string(), String::new()),
+        };
+        let summary = info
+            .field("Description")
+            .and_then(|d| d.lines().next())
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        Ok(PackageRow {
+            id: upload.sha256.clone(),
+            kind: "deb".into(),
+            name: info.package.clone(),
+            epoch,
+            version,
+            release,
+            arch: info.architecture.clone(),
+            filename: info.canonical_filename(),
+            size: upload.size as i64,
+            summary,
+            uploaded_at,
+            uploaded_by: uploader.to_string(),
+            primary_xml: String::new(),
+            filelists_xml: String::new(),
+            other_xml: String::new(),
+            apt_stanza: Some(stanza),
+            pool_path: Some(pool_path),
+        })
+    } else {
+        Err(ServiceError::UnsupportedType(
+            "the file is neither an RPM nor a .deb".into(),
+        ))
+    }
+}
+
+fn deb_error(e: DebError) -> ServiceError {
+    match e {
+        DebError::NotDeb => {
+            ServiceError::UnsupportedType("an ar archive, but not a Debian package".into())
+        }
+        DebError::Io(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => ServiceError::Io(e),
+        other => ServiceError::InvalidPackage(other.to_string()),
+    }
+}
+
+fn other_digests(file: &mut std::fs::File) -> Result<(String, String, String), ServiceError> {
+    use sha2::Digest;
+    let (mut md5, mut sha1, mut sha512) = (md5::Md5::new(), sha1::Sha1::new(), sha2::Sha512::new());
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        md5.update(&buf[..n]);
+        sha1.update(&buf[..n]);
+        sha512.update(&buf[..n]);
+    }
+    Ok((
+        hex::encode(md5.finalize()),
+        hex::encode(sha1.finalize()),
+        hex::encode(sha512.finalize()),
+    ))
 }
 
 fn read_prefix(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -430,18 +521,24 @@ pub fn detail(ctx: &Ctx, id: &str) -> Result<PackageDetail, ServiceError> {
         .map(EventView::from)
         .collect();
     let package = view(&mut conn, ctx, p)?;
+    let pool_path: Option<String> = packages::table
+        .find(&package.id)
+        .select(packages::pool_path)
+        .first(&mut conn)?;
+    let base = &ctx.config.base_url;
+    // .debs live once in the shared pool; RPMs under each channel's repository.
     let downloads: BTreeMap<String, String> = package
         .channels
         .iter()
         .map(|c| {
-            (
-                c.clone(),
-                format!(
-                    "{}/rpm/{c}/{}",
-                    ctx.config.base_url,
+            let url = match &pool_path {
+                Some(p) => format!("{base}/deb/{p}"),
+                None => format!(
+                    "{base}/rpm/{c}/{}",
                     rpm_location(&package.id, &package.filename)
                 ),
-            )
+            };
+            (c.clone(), url)
         })
         .collect();
     Ok(PackageDetail {

@@ -16,6 +16,7 @@ use super::{now, Actor, Ctx, ServiceError};
 use crate::db::models::*;
 use crate::db::schema::*;
 use crate::db::{is_unique_violation, DbConnection};
+use crate::formats::apt;
 use crate::formats::yum::{render_repodata, Fragments};
 
 /// Add and remove packages in one channel.
@@ -72,6 +73,26 @@ impl From<diesel::result::Error> for Attempt {
 }
 
 const MAX_ATTEMPTS: usize = 8;
+
+/// How far ahead of the clock a revision time may run. apt refuses a Release
+/// dated 10 s or more in the future.
+const MAX_SKEW_SECS: i64 = 5;
+
+/// A revision's time: strictly after the previous one (Last-Modified and apt's
+/// Date must only increase, at one-second resolution) and never more than
+/// MAX_SKEW_SECS ahead of the clock. A channel republished faster than once a
+/// second therefore waits (under its lock) for the clock to catch up.
+fn revision_time(prev: Option<i64>) -> i64 {
+    let Some(prev) = prev else { return now() };
+    let t = now().max(prev + 1);
+    let ahead = t - now();
+    if ahead > MAX_SKEW_SECS {
+        std::thread::sleep(std::time::Duration::from_secs(
+            (ahead - MAX_SKEW_SECS) as u64,
+        ));
+    }
+    t
+}
 
 /// Error returned when the package in `Change::new_package` already exists.
 pub struct DuplicatePackage;
@@ -162,27 +183,23 @@ fn attempt(
         }
         members.extend(add.iter().cloned());
         // Last-Modified must strictly increase per publication, even within a second.
-        let created_at = match prev_created {
-            Some(p) => now().max(p + 1),
-            None => now(),
-        };
-        let repodata = render_channel(conn, &members, change.new_package.as_ref(), created_at)?;
-        let mut files = Vec::new();
-        for f in &repodata.files {
+        let created_at = revision_time(prev_created);
+        let rendered = render_channel(
+            ctx,
+            conn,
+            &op.channel,
+            &members,
+            change.new_package.as_ref(),
+            created_at,
+        )?;
+        let mut files = Vec::with_capacity(rendered.len());
+        for (path, bytes) in rendered {
+            let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
             ctx.store
-                .put_bytes(&f.sha256, &f.bytes)
+                .put_bytes(&sha, &bytes)
                 .map_err(|e| Attempt::Failed(e.into()))?;
-            files.push((f.path.clone(), f.sha256.clone(), f.bytes.len() as i64));
+            files.push((path, sha, bytes.len() as i64));
         }
-        let repomd_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&repodata.repomd));
-        ctx.store
-            .put_bytes(&repomd_sha, &repodata.repomd)
-            .map_err(|e| Attempt::Failed(e.into()))?;
-        files.push((
-            "repodata/repomd.xml".to_string(),
-            repomd_sha,
-            repodata.repomd.len() as i64,
-        ));
         planned.push(Planned {
             channel: op.channel.clone(),
             require_in: op.require_in.clone(),
@@ -332,11 +349,12 @@ fn attempt(
     result
 }
 
-/// What rendering needs of a package: its sort key and its fragments.
+/// What rendering needs of a package: its sort key and its rendered metadata.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = packages)]
 struct FragmentRow {
     id: String,
+    kind: String,
     name: String,
     arch: String,
     epoch: i32,
@@ -345,15 +363,39 @@ struct FragmentRow {
     primary_xml: String,
     filelists_xml: String,
     other_xml: String,
+    apt_stanza: Option<String>,
 }
 
-/// Renders a channel's repodata for a member set, in a stable order.
+impl From<&PackageRow> for FragmentRow {
+    fn from(p: &PackageRow) -> Self {
+        FragmentRow {
+            id: p.id.clone(),
+            kind: p.kind.clone(),
+            name: p.name.clone(),
+            arch: p.arch.clone(),
+            epoch: p.epoch,
+            version: p.version.clone(),
+            release: p.release.clone(),
+            primary_xml: p.primary_xml.clone(),
+            filelists_xml: p.filelists_xml.clone(),
+            other_xml: p.other_xml.clone(),
+            apt_stanza: p.apt_stanza.clone(),
+        }
+    }
+}
+
+/// Renders every published file of a channel revision: the yum repository
+/// (`repodata/…`, signed repomd.xml) and the apt suite (`dists/<channel>/…`,
+/// by-hash copies, Release, InRelease, Release.gpg). Paths are relative to the
+/// channel's yum root, or to `/deb/` for `dists/`.
 fn render_channel(
+    ctx: &Ctx,
     conn: &mut DbConnection,
+    channel: &str,
     members: &HashSet<String>,
     new_package: Option<&PackageRow>,
     created_at: i64,
-) -> Result<crate::formats::yum::Repodata, Attempt> {
+) -> Result<Vec<(String, Vec<u8>)>, Attempt> {
     let ids: Vec<&String> = members.iter().collect();
     let mut rows: Vec<FragmentRow> = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
@@ -366,17 +408,7 @@ fn render_channel(
     }
     if let Some(p) = new_package {
         if members.contains(&p.id) && !rows.iter().any(|r| r.id == p.id) {
-            rows.push(FragmentRow {
-                id: p.id.clone(),
-                name: p.name.clone(),
-                arch: p.arch.clone(),
-                epoch: p.epoch,
-                version: p.version.clone(),
-                release: p.release.clone(),
-                primary_xml: p.primary_xml.clone(),
-                filelists_xml: p.filelists_xml.clone(),
-                other_xml: p.other_xml.clone(),
-            });
+            rows.push(FragmentRow::from(p));
         }
     }
     rows.sort_by(|a, b| {
@@ -390,14 +422,77 @@ fn render_channel(
             })
             .then_with(|| a.id.cmp(&b.id))
     });
+    let sign_err =
+        |e: crate::signing::SigningError| Attempt::Failed(ServiceError::Signing(e.to_string()));
+    let mut out = Vec::new();
+
     let frags: Vec<Fragments> = rows
-        .into_iter()
+        .iter()
+        .filter(|r| r.kind == "rpm")
         .map(|r| Fragments {
-            primary: r.primary_xml,
-            filelists: r.filelists_xml,
-            other: r.other_xml,
+            primary: r.primary_xml.clone(),
+            filelists: r.filelists_xml.clone(),
+            other: r.other_xml.clone(),
         })
         .collect();
     let refs: Vec<&Fragments> = frags.iter().collect();
-    Ok(render_repodata(&refs, created_at))
+    let repodata = render_repodata(&refs, created_at);
+    let asc = ctx.signer.detached(&repodata.repomd).map_err(sign_err)?;
+    for f in repodata.files {
+        out.push((f.path, f.bytes));
+    }
+    out.push(("repodata/repomd.xml".into(), repodata.repomd));
+    out.push(("repodata/repomd.xml.asc".into(), asc.into_bytes()));
+
+    // apt: `all` packages appear in every architecture's index.
+    let debs: Vec<&FragmentRow> = rows.iter().filter(|r| r.kind == "deb").collect();
+    let mut archs: BTreeSet<String> = ctx.config.apt_architectures.iter().cloned().collect();
+    archs.extend(
+        debs.iter()
+            .filter(|r| r.arch != "all")
+            .map(|r| r.arch.clone()),
+    );
+    let mut index_files = Vec::new();
+    for arch in &archs {
+        let stanzas: Vec<&str> = debs
+            .iter()
+            .filter(|r| &r.arch == arch || r.arch == "all")
+            .filter_map(|r| r.apt_stanza.as_deref())
+            .collect();
+        index_files.extend(apt::render_arch_indexes(
+            channel,
+            "main",
+            arch,
+            &ctx.config.apt_origin,
+            &ctx.config.apt_label,
+            &stanzas,
+        ));
+    }
+    let release = apt::render_release(
+        &apt::ReleaseMeta {
+            origin: ctx.config.apt_origin.clone(),
+            label: ctx.config.apt_label.clone(),
+            suite: channel.to_string(),
+            codename: channel.to_string(),
+            date: created_at,
+            valid_until: None,
+            architectures: archs.into_iter().collect(),
+            components: vec!["main".into()],
+            description: format!("Forklift channel {channel}"),
+        },
+        &index_files,
+    );
+    let inrelease = ctx.signer.clearsign(&release).map_err(sign_err)?;
+    let release_gpg = ctx.signer.detached(release.as_bytes()).map_err(sign_err)?;
+    let dists = format!("dists/{channel}");
+    for f in index_files {
+        for by_hash in apt::by_hash_paths(&f) {
+            out.push((format!("{dists}/{by_hash}"), f.bytes.clone()));
+        }
+        out.push((format!("{dists}/{}", f.path), f.bytes));
+    }
+    out.push((format!("{dists}/Release"), release.into_bytes()));
+    out.push((format!("{dists}/InRelease"), inrelease.into_bytes()));
+    out.push((format!("{dists}/Release.gpg"), release_gpg.into_bytes()));
+    Ok(out)
 }

@@ -17,47 +17,53 @@ pub struct Served {
     pub immutable: bool,
 }
 
-/// The repository index of a channel's current revision.
-pub fn repomd(ctx: &Ctx, channel: &str) -> Result<Served, ServiceError> {
+/// A file of a channel's current revision, by path: repomd.xml and its
+/// signature, apt's Release files and canonical Packages names. These change in
+/// place, so they are served only from the head and never cached.
+pub fn head_file(ctx: &Ctx, channel: &str, path: &str) -> Result<Option<Served>, ServiceError> {
     ctx.channel_index(channel)?;
     let mut conn = ctx.conn()?;
-    let head: i32 = channels::table
+    let Some(head) = channels::table
         .find(channel)
         .select(channels::head)
-        .first(&mut conn)
+        .first::<i32>(&mut conn)
         .optional()?
-        .ok_or_else(|| ServiceError::ChannelNotFound(channel.to_string()))?;
+    else {
+        return Ok(None);
+    };
     let created_at: i64 = revisions::table
         .filter(revisions::channel.eq(channel))
         .filter(revisions::number.eq(head))
         .select(revisions::created_at)
         .first(&mut conn)?;
-    let (blob, size): (String, i64) = revision_files::table
+    let found: Option<(String, i64)> = revision_files::table
         .filter(revision_files::channel.eq(channel))
         .filter(revision_files::number.eq(head))
-        .filter(revision_files::path.eq("repodata/repomd.xml"))
+        .filter(revision_files::path.eq(path))
         .select((revision_files::blob, revision_files::size))
-        .first(&mut conn)?;
-    Ok(Served {
+        .first(&mut conn)
+        .optional()?;
+    Ok(found.map(|(blob, size)| Served {
         blob,
         size: size as u64,
         last_modified: created_at,
         immutable: false,
-    })
+    }))
 }
 
-/// A checksum-named metadata file of the current revision, or of a superseded one
-/// still within the grace period (a client mid-refresh must not get a 404).
-pub fn repodata_file(ctx: &Ctx, channel: &str, name: &str) -> Result<Option<Served>, ServiceError> {
+/// A checksum-named file (yum data file, apt by-hash copy) of the current
+/// revision or of a superseded one still within the grace period, so a client
+/// mid-refresh never gets a 404.
+pub fn named_by_checksum(
+    ctx: &Ctx,
+    channel: &str,
+    path: &str,
+) -> Result<Option<Served>, ServiceError> {
     ctx.channel_index(channel)?;
-    if name == "repomd.xml" || name.contains('/') {
-        return Ok(None);
-    }
-    let path = format!("repodata/{name}");
     let mut conn = ctx.conn()?;
     let rows: Vec<(i32, String, i64)> = revision_files::table
         .filter(revision_files::channel.eq(channel))
-        .filter(revision_files::path.eq(&path))
+        .filter(revision_files::path.eq(path))
         .select((
             revision_files::number,
             revision_files::blob,
@@ -78,6 +84,76 @@ pub fn repodata_file(ctx: &Ctx, channel: &str, name: &str) -> Result<Option<Serv
                 blob,
                 size: size as u64,
                 last_modified: created,
+                immutable: true,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// `/rpm/<channel>/repodata/<name>`
+pub fn repodata(ctx: &Ctx, channel: &str, name: &str) -> Result<Option<Served>, ServiceError> {
+    if name.contains('/') {
+        return Ok(None);
+    }
+    let path = format!("repodata/{name}");
+    if name == "repomd.xml" || name == "repomd.xml.asc" {
+        head_file(ctx, channel, &path)
+    } else {
+        named_by_checksum(ctx, channel, &path)
+    }
+}
+
+/// `/deb/dists/<channel>/<rest>`
+pub fn dists(ctx: &Ctx, channel: &str, rest: &str) -> Result<Option<Served>, ServiceError> {
+    if rest
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return Ok(None);
+    }
+    let path = format!("dists/{channel}/{rest}");
+    if rest.contains("/by-hash/") {
+        named_by_checksum(ctx, channel, &path)
+    } else {
+        head_file(ctx, channel, &path)
+    }
+}
+
+/// `/deb/pool/…`: the one shared pool. A file is served while some channel
+/// holds the build, and for the grace period after the last one dropped it.
+pub fn pool_file(ctx: &Ctx, pool_path: &str) -> Result<Option<Served>, ServiceError> {
+    let mut conn = ctx.conn()?;
+    let pkg: Option<(String, i64, i64)> = packages::table
+        .filter(packages::pool_path.eq(pool_path))
+        .select((packages::id, packages::size, packages::uploaded_at))
+        .first(&mut conn)
+        .optional()?;
+    let Some((id, size, uploaded_at)) = pkg else {
+        return Ok(None);
+    };
+    let spans: Vec<(String, Option<i32>)> = memberships::table
+        .filter(memberships::package_id.eq(&id))
+        .select((memberships::channel, memberships::removed_in))
+        .load(&mut conn)?;
+    let horizon = now() - ctx.config.grace_period.as_secs() as i64;
+    for (channel, removed_in) in spans {
+        let visible = match removed_in {
+            None => true,
+            Some(n) => {
+                revisions::table
+                    .filter(revisions::channel.eq(&channel))
+                    .filter(revisions::number.eq(n))
+                    .select(revisions::created_at)
+                    .first::<i64>(&mut conn)?
+                    > horizon
+            }
+        };
+        if visible {
+            return Ok(Some(Served {
+                blob: id,
+                size: size as u64,
+                last_modified: uploaded_at,
                 immutable: true,
             }));
         }
@@ -152,8 +228,29 @@ pub fn repo_file(ctx: &Ctx, channel: &str) -> Result<String, ServiceError> {
          baseurl={base}/rpm/{channel}/\n\
          enabled=1\n\
          gpgcheck=0\n\
-         repo_gpgcheck=0\n\
+         repo_gpgcheck=1\n\
+         gpgkey={base}/keys/forklift.asc\n\
          metadata_expire=5m\n\
          skip_if_unavailable=False\n"
+    ))
+}
+
+/// A ready deb822 sources file for a channel's apt suite.
+pub fn sources_file(ctx: &Ctx, channel: &str) -> Result<String, ServiceError> {
+    ctx.channel_index(channel)?;
+    Ok(format!(
+        "Types: deb\nURIs: {}/deb\nSuites: {channel}\nComponents: main\nSigned-By: /etc/apt/keyrings/forklift.asc\n",
+        ctx.config.base_url
+    ))
+}
+
+/// An apt preferences file pinning the channel above installed versions, so a
+/// demotion takes hosts back to the channel's build (a downgrade).
+pub fn pref_file(ctx: &Ctx, channel: &str) -> Result<String, ServiceError> {
+    ctx.channel_index(channel)?;
+    Ok(format!(
+        "Explanation: follow the Forklift channel {channel}, downgrading after a demotion\n\
+         Package: *\nPin: release o={},n={channel}\nPin-Priority: 1001\n",
+        ctx.config.apt_origin
     ))
 }

@@ -72,6 +72,19 @@ pub struct TestServer {
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
+static KEY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// One RSA-4096 signing key for all test servers (generating one per server
+/// would dominate the suite), made by the server's own code on first use.
+pub fn signing_key() -> PathBuf {
+    KEY.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("forklift-test-key");
+        let path = forklift::signing::default_key_path(&dir);
+        forklift::signing::Signer::load_or_generate(None, None, &dir).expect("test signing key");
+        path
+    })
+    .clone()
+}
 
 impl TestServer {
     /// Starts a server; None when the backend is unavailable locally (skip).
@@ -97,6 +110,7 @@ impl TestServer {
             data_dir: Some(data_dir.path().to_path_buf()),
             base_url: Some(url.clone()),
             database_url,
+            signing_key: Some(signing_key()),
             ..Layer::default()
         };
         tweak(&mut flags);
