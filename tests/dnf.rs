@@ -48,19 +48,15 @@ impl Dnf {
 
     fn cmd(&self) -> Command {
         let mut c = Command::new("dnf");
-        c.args([
-            "-y",
-            "--noplugins",
-            "--refresh",
-            "--releasever=12",
-            "--nogpgcheck",
-        ])
-        .arg(format!("--installroot={}", self.root.path().display()))
-        .arg(format!("--setopt=reposdir={}", self.reposdir.display()))
-        .args([
-            "--setopt=install_weak_deps=False",
-            "--setopt=skip_if_unavailable=False",
-        ]);
+        // No --nogpgcheck: repositories with repo_gpgcheck=1 (the served .repo
+        // files) verify repomd.xml.asc on every refresh.
+        c.args(["-y", "--noplugins", "--refresh", "--releasever=12"])
+            .arg(format!("--installroot={}", self.root.path().display()))
+            .arg(format!("--setopt=reposdir={}", self.reposdir.display()))
+            .args([
+                "--setopt=install_weak_deps=False",
+                "--setopt=skip_if_unavailable=False",
+            ]);
         c
     }
 
@@ -96,6 +92,10 @@ fn dnf_install_upgrade_and_roll_back(b: Backend) {
     let dnf = Dnf::new();
     let repo = get(&format!("{}/rpm/prod.repo", srv.url));
     assert_eq!(repo.status, 200);
+    assert!(repo.text().contains("repo_gpgcheck=1"));
+    assert!(repo
+        .text()
+        .contains(&format!("gpgkey={}/keys/forklift.asc", srv.url)));
     dnf.add_repo_file("forklift-prod", &repo.text());
 
     dnf.run(&["install", "forklift-demo"]);
@@ -244,4 +244,107 @@ fn corpus_is_accepted_refused_and_indexed_like_createrepo_c() {
     }
     assert_eq!(accepted.len() + refused.len(), 39);
     compare_with_createrepo(&srv, &accepted);
+}
+
+/// dnf with repo_gpgcheck=1 refuses a repository whose repomd.xml.asc does not
+/// match its repomd.xml, and accepts the genuine pair.
+#[test]
+fn dnf_rejects_tampered_repomd_signature() {
+    if !dnf_available() {
+        return;
+    }
+    let Some(srv) = TestServer::start(Backend::Sqlite) else {
+        return;
+    };
+    assert_eq!(
+        upload(&srv, &fixture("forklift-lib-1.0-1.noarch.rpm"), Some("qa")).status,
+        201
+    );
+    let mirror = tempfile::tempdir().expect("mirror");
+    let repodata = mirror.path().join("repodata");
+    std::fs::create_dir_all(&repodata).expect("mkdir");
+    let repomd = get(&format!("{}/rpm/qa/repodata/repomd.xml", srv.url)).text();
+    for href in repomd.split("<location href=\"").skip(1) {
+        let href = href.split('"').next().expect("href");
+        let r = get(&format!("{}/rpm/qa/{href}", srv.url));
+        std::fs::write(mirror.path().join(href), &r.body).expect("data file");
+    }
+    std::fs::write(repodata.join("repomd.xml"), &repomd).expect("repomd");
+    let asc = get(&format!("{}/rpm/qa/repodata/repomd.xml.asc", srv.url));
+    assert_eq!(asc.status, 200);
+    std::fs::write(repodata.join("repomd.xml.asc"), &asc.body).expect("asc");
+    let key = mirror.path().join("key.asc");
+    std::fs::write(&key, get(&format!("{}/keys/forklift.asc", srv.url)).body).expect("key");
+
+    // Served over HTTP: dnf does not check signatures of file:// repositories.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let mut static_server = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+            "--directory",
+        ])
+        .arg(mirror.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 http.server");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "static server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let query = |_dir: &Path| {
+        let dnf = Dnf::new();
+        dnf.add_repo_file(
+            "m",
+            &format!(
+                "[m]\nname=m\nbaseurl=http://127.0.0.1:{port}/\nrepo_gpgcheck=1\ngpgcheck=0\ngpgkey=file://{}\n",
+                key.display()
+            ),
+        );
+        dnf.cmd()
+            .args(["-q", "repoquery", "forklift-lib"])
+            .output()
+            .expect("dnf")
+    };
+    // Tampered first: same repomd.xml with one byte changed, so the signature
+    // no longer matches. (Checked before any successful run, which on this dnf
+    // leaves state behind that later runs reuse.)
+    std::fs::write(
+        repodata.join("repomd.xml"),
+        repomd.replacen("<revision>", "<revision>1", 1),
+    )
+    .expect("tamper");
+    let bad = query(mirror.path());
+    std::fs::write(repodata.join("repomd.xml"), &repomd).expect("restore");
+    let ok = query(mirror.path());
+    let _ = static_server.kill();
+    let _ = static_server.wait();
+    assert!(
+        ok.status.success(),
+        "genuine signature refused: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("forklift-lib-0:1.0-1.noarch"));
+    assert!(
+        !bad.status.success(),
+        "tampered repomd.xml accepted: {} {}",
+        String::from_utf8_lossy(&bad.stdout),
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("GPG"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }

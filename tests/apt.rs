@@ -1,0 +1,343 @@
+//! Real apt against a running Forklift: signed suites (signed-by, never
+//! trusted=yes), promotion and demotion with the served pin file, tampered
+//! metadata rejected, and `apt-cache show` fidelity against apt-ftparchive.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn apt_available() -> bool {
+    if !(require_tool("apt-get") && require_tool("apt-ftparchive") && require_tool("gpgv")) {
+        return false;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !root {
+        assert!(!in_ci(), "apt tests need root in CI");
+        eprintln!("SKIPPED: apt tests need root");
+    }
+    root
+}
+
+fn deb(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/debs")
+        .join(name)
+}
+
+const HELLO10: &str = "forklift-hello_1.0-1_amd64.deb";
+const HELLO11: &str = "forklift-hello_1.1-1_amd64.deb";
+const COMMON: &str = "forklift-common_1.0-1_all.deb";
+const EPOCH: &str = "forklift-epoch_0.5-1_all.deb";
+
+/// apt confined to a private root: its own sources, lists, cache, dpkg status
+/// and preferences; nothing of the host's configuration.
+struct Apt {
+    root: tempfile::TempDir,
+}
+
+impl Apt {
+    fn new() -> Apt {
+        let root = tempfile::tempdir().expect("apt root");
+        for d in [
+            "etc/apt/sources.list.d",
+            "etc/apt/preferences.d",
+            "etc/apt/apt.conf.d",
+            "etc/apt/trusted.gpg.d",
+            "var/lib/apt/lists/partial",
+            "var/cache/apt/archives/partial",
+            "var/lib/dpkg",
+            "download",
+        ] {
+            std::fs::create_dir_all(root.path().join(d)).expect("mkdir");
+        }
+        std::fs::write(root.path().join("var/lib/dpkg/status"), "").expect("status");
+        let r = root.path().display();
+        std::fs::write(
+            root.path().join("apt.conf"),
+            format!(
+                "Dir \"{r}/\";\nDir::State::status \"{r}/var/lib/dpkg/status\";\n\
+                 Debug::NoLocking \"true\";\nAPT::Architecture \"amd64\";\n\
+                 APT::Architectures {{ \"amd64\"; }};\nAcquire::Languages \"none\";\n\
+                 APT::Sandbox::User \"root\";\n"
+            ),
+        )
+        .expect("apt.conf");
+        Apt { root }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    fn cmd(&self, prog: &str) -> Command {
+        let mut c = Command::new(prog);
+        c.env("APT_CONFIG", self.path("apt.conf"))
+            .current_dir(self.path("download"));
+        c
+    }
+
+    fn set_sources(&self, line: &str) {
+        std::fs::write(self.path("etc/apt/sources.list"), format!("{line}\n")).expect("sources");
+    }
+
+    /// `apt-get update`, returning (success, combined output).
+    fn update(&self) -> (bool, String) {
+        let out = self
+            .cmd("apt-get")
+            .args(["update", "-q"])
+            .output()
+            .expect("apt-get update");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // apt-get update exits 0 on some signature failures; errors start with "E:"
+        // and rejected signatures also say "is not signed" / "NO_PUBKEY" / "BADSIG".
+        let failed = !out.status.success()
+            || text
+                .lines()
+                .any(|l| l.starts_with("E:") || l.starts_with("W: GPG error"));
+        (!failed, text)
+    }
+
+    fn candidate(&self, pkg: &str) -> String {
+        let out = run(self.cmd("apt-cache").args(["policy", pkg]));
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix("Candidate: ").map(str::to_string))
+            .unwrap_or_else(|| panic!("no candidate in:\n{out}"))
+    }
+}
+
+fn key_file(srv: &TestServer, apt: &Apt) -> PathBuf {
+    let key = get(&format!("{}/keys/forklift.asc", srv.url));
+    assert_eq!(key.status, 200);
+    assert!(key
+        .text()
+        .starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
+    let path = apt.path("forklift.asc");
+    std::fs::write(&path, &key.body).expect("key");
+    path
+}
+
+fn apt_follows_promotion_and_demotion(b: Backend) {
+    if !apt_available() {
+        return;
+    }
+    let Some(srv) = TestServer::start(b) else {
+        return;
+    };
+    for f in [HELLO10, COMMON, EPOCH] {
+        let r = upload(&srv, &deb(f), Some("qa"));
+        assert_eq!(r.status, 201, "{f}: {}", r.text());
+        assert_eq!(r.json()["kind"], "deb");
+        for to in ["staging", "prod"] {
+            assert_eq!(promote(&srv, f, to).status, 200, "{f} → {to}");
+        }
+    }
+    let apt = Apt::new();
+    let key = key_file(&srv, &apt);
+    apt.set_sources(&format!(
+        "deb [signed-by={}] {}/deb prod main",
+        key.display(),
+        srv.url
+    ));
+    let (ok, out) = apt.update();
+    assert!(ok, "apt-get update failed:\n{out}");
+    assert_eq!(apt.candidate("forklift-hello"), "1.0-1");
+    assert_eq!(apt.candidate("forklift-epoch"), "2:0.5-1");
+
+    // Download verifies size and hashes against the signed index.
+    run(apt
+        .cmd("apt-get")
+        .args(["download", "-q", "forklift-hello"]));
+    let got = std::fs::read(apt.path("download").join(HELLO10)).expect("downloaded deb");
+    assert_eq!(got, std::fs::read(deb(HELLO10)).expect("fixture"));
+    let sim = run(apt.cmd("apt-get").args(["install", "-s", "forklift-hello"]));
+    assert!(
+        sim.contains("Inst forklift-hello (1.0-1 Forklift:prod"),
+        "{sim}"
+    );
+
+    // A newer build reaches prod: apt sees it after update.
+    assert_eq!(upload(&srv, &deb(HELLO11), Some("qa")).status, 201);
+    assert_eq!(promote(&srv, HELLO11, "staging").status, 200);
+    assert_eq!(promote(&srv, HELLO11, "prod").status, 200);
+    let (ok, out) = apt.update();
+    assert!(ok, "{out}");
+    assert_eq!(apt.candidate("forklift-hello"), "1.1-1");
+    // 1.1 depends on forklift-common, which prod also serves.
+    let sim = run(apt.cmd("apt-get").args(["install", "-s", "forklift-hello"]));
+    assert!(sim.contains("Inst forklift-common (1.0-1"), "{sim}");
+    assert!(sim.contains("Inst forklift-hello (1.1-1"), "{sim}");
+
+    // The host installs 1.1; then 1.1 is demoted. Without the pin apt keeps the
+    // installed 1.1; with the served pin file the channel's 1.0 is the candidate.
+    std::fs::write(
+        apt.path("var/lib/dpkg/status"),
+        "Package: forklift-hello\nStatus: install ok installed\nPriority: optional\n\
+         Section: utils\nMaintainer: Test <t@example.com>\nArchitecture: amd64\n\
+         Version: 1.1-1\nDescription: installed\n\n",
+    )
+    .expect("status");
+    let r = demote(&srv, HELLO11, "prod", "regression");
+    assert_eq!(r.status, 200);
+    let (ok, out) = apt.update();
+    assert!(ok, "{out}");
+    assert_eq!(apt.candidate("forklift-hello"), "1.1-1");
+    let pref = get(&format!("{}/deb/prod.pref", srv.url));
+    assert_eq!(pref.status, 200);
+    std::fs::write(
+        apt.path("etc/apt/preferences.d/forklift-prod.pref"),
+        &pref.body,
+    )
+    .expect("pref");
+    assert_eq!(apt.candidate("forklift-hello"), "1.0-1");
+
+    // The deb822 file is served and names the suite.
+    let sources = get(&format!("{}/deb/prod.sources", srv.url)).text();
+    assert!(
+        sources.contains("Suites: prod") && sources.contains(&format!("URIs: {}/deb", srv.url))
+    );
+}
+
+both_backends!(apt_follows_promotion_and_demotion);
+
+/// Copies what a suite serves (dists and pool) into a directory for file:// use.
+fn mirror_suite(srv: &TestServer, channel: &str, files: &[&str], into: &Path) {
+    let base = format!("{}/deb/dists/{channel}", srv.url);
+    let dists = into.join("dists").join(channel);
+    std::fs::create_dir_all(dists.join("main/binary-amd64")).expect("mkdir");
+    for name in ["InRelease", "Release", "Release.gpg"] {
+        let r = get(&format!("{base}/{name}"));
+        assert_eq!(r.status, 200, "{name}");
+        std::fs::write(dists.join(name), &r.body).expect("write");
+    }
+    for name in ["Packages", "Packages.gz", "Packages.xz", "Release"] {
+        let r = get(&format!("{base}/main/binary-amd64/{name}"));
+        assert_eq!(r.status, 200, "{name}");
+        std::fs::write(dists.join("main/binary-amd64").join(name), &r.body).expect("write");
+    }
+    let list = get(&srv.api(&format!("/packages?channel={channel}"))).json();
+    assert_eq!(list.as_array().expect("list").len(), files.len());
+}
+
+#[test]
+fn tampered_release_files_are_rejected() {
+    if !apt_available() {
+        return;
+    }
+    let Some(srv) = TestServer::start(Backend::Sqlite) else {
+        return;
+    };
+    assert_eq!(upload(&srv, &deb(COMMON), Some("qa")).status, 201);
+    let apt = Apt::new();
+    let key = key_file(&srv, &apt);
+    let mirror = tempfile::tempdir().expect("mirror");
+    mirror_suite(&srv, "qa", &[COMMON], mirror.path());
+    let line = format!(
+        "deb [signed-by={}] file://{} qa main",
+        key.display(),
+        mirror.path().display()
+    );
+    apt.set_sources(&line);
+    let (ok, out) = apt.update();
+    assert!(ok, "the untouched copy must verify:\n{out}");
+
+    let dists = mirror.path().join("dists/qa");
+    let original = std::fs::read_to_string(dists.join("InRelease")).expect("inrelease");
+    // Change the signed text (a hash line) without re-signing.
+    let tampered = original.replacen("Label: Forklift", "Label: Forkl1ft", 1);
+    assert_ne!(tampered, original);
+    std::fs::write(dists.join("InRelease"), tampered).expect("tamper");
+    let fresh = Apt::new();
+    fresh.set_sources(&line);
+    let (ok, out) = fresh.update();
+    assert!(!ok, "a tampered InRelease was accepted:\n{out}");
+
+    // Without InRelease apt falls back to Release + Release.gpg: tamper Release.
+    std::fs::remove_file(dists.join("InRelease")).expect("rm");
+    let release = std::fs::read_to_string(dists.join("Release")).expect("release");
+    std::fs::write(
+        dists.join("Release"),
+        release.replacen("Suite: qa", "Suite: qa ", 1),
+    )
+    .expect("tamper");
+    let fresh = Apt::new();
+    fresh.set_sources(&line);
+    let (ok, out) = fresh.update();
+    assert!(
+        !ok,
+        "a Release not matching Release.gpg was accepted:\n{out}"
+    );
+    // And the genuine pair verifies.
+    std::fs::write(dists.join("Release"), release).expect("restore");
+    let fresh = Apt::new();
+    fresh.set_sources(&line);
+    let (ok, out) = fresh.update();
+    assert!(ok, "Release + Release.gpg must verify:\n{out}");
+}
+
+/// `apt-cache show` of every fixture: identical from Forklift's signed suite and
+/// from an apt-ftparchive repository of the same files, except Filename (each
+/// repository lays out its pool its own way).
+#[test]
+fn apt_cache_show_matches_apt_ftparchive() {
+    if !apt_available() {
+        return;
+    }
+    let Some(srv) = TestServer::start(Backend::Sqlite) else {
+        return;
+    };
+    let names = [HELLO10, COMMON, EPOCH];
+    for f in names {
+        assert_eq!(upload(&srv, &deb(f), Some("qa")).status, 201);
+    }
+    let ours = Apt::new();
+    let key = key_file(&srv, &ours);
+    ours.set_sources(&format!(
+        "deb [signed-by={}] {}/deb qa main",
+        key.display(),
+        srv.url
+    ));
+    let (ok, out) = ours.update();
+    assert!(ok, "{out}");
+
+    let refdir = tempfile::tempdir().expect("ref repo");
+    for f in names {
+        std::fs::copy(deb(f), refdir.path().join(f)).expect("copy");
+    }
+    let packages = run(Command::new("apt-ftparchive")
+        .arg("packages")
+        .arg(".")
+        .current_dir(refdir.path()));
+    std::fs::write(refdir.path().join("Packages"), packages).expect("Packages");
+    let theirs = Apt::new();
+    theirs.set_sources(&format!(
+        "deb [trusted=yes] file://{} ./",
+        refdir.path().display()
+    ));
+    let (ok, out) = theirs.update();
+    assert!(ok, "{out}");
+
+    let show = |apt: &Apt, pkg: &str| -> String {
+        run(apt.cmd("apt-cache").args(["show", pkg]))
+            .lines()
+            .filter(|l| !l.starts_with("Filename:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for pkg in ["forklift-hello", "forklift-common", "forklift-epoch"] {
+        let a = show(&ours, pkg);
+        let b = show(&theirs, pkg);
+        assert!(a.contains("SHA256:"), "{a}");
+        assert_eq!(a, b, "apt-cache show {pkg} differs");
+    }
+}
