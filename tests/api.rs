@@ -533,7 +533,70 @@ fn concurrent_uploads_and_promotions_stay_consistent(b: Backend) {
     assert_eq!(revs.as_array().expect("revs").len(), files.len() + 1);
 }
 
+fn bulk_promotion_is_one_revision(b: Backend) {
+    let Some(srv) = TestServer::start(b) else {
+        return;
+    };
+    for f in [DEMO10, LIB, "forklift-epoch-0.9-2.noarch.rpm"] {
+        assert_eq!(upload(&srv, &fixture(f), None).status, 201);
+    }
+    let all = serde_json::json!({"packages": [DEMO10, LIB, "forklift-epoch-0.9-2.noarch.rpm"]});
+    // Skipping a level is refused for the whole set, and nothing changes.
+    let r = post_json(&srv.api("/channels/staging/promote"), all.clone());
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(
+        get(&srv.api("/channels/staging/revisions"))
+            .json()
+            .as_array()
+            .expect("revs")
+            .len(),
+        1
+    );
+    let r = post_json(&srv.api("/channels/qa/promote"), all.clone());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["revision"], 2);
+    assert_eq!(r.json()["added"].as_array().expect("added").len(), 3);
+    let r = post_json(&srv.api("/channels/staging/promote"), all.clone());
+    assert_eq!(r.json()["revision"], 2);
+    let again = post_json(&srv.api("/channels/staging/promote"), all);
+    assert_eq!(again.json()["revision"], serde_json::Value::Null);
+    assert_eq!(
+        again.json()["already_present"]
+            .as_array()
+            .expect("present")
+            .len(),
+        3
+    );
+    let staging = get(&srv.api("/channels/staging")).json();
+    assert_eq!(staging["packages"].as_array().expect("pkgs").len(), 3);
+    let d = get(&srv.api(&format!("/packages/{LIB}"))).json();
+    let kinds: Vec<&str> = d["history"]
+        .as_array()
+        .expect("h")
+        .iter()
+        .map(|e| e["kind"].as_str().expect("k"))
+        .collect();
+    assert_eq!(kinds, vec!["uploaded", "added", "promoted"]);
+    assert_eq!(
+        post_json(
+            &srv.api("/channels/qa/promote"),
+            serde_json::json!({"packages": []})
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        post_json(
+            &srv.api("/channels/qa/promote"),
+            serde_json::json!({"packages": ["nope.rpm"]})
+        )
+        .status,
+        404
+    );
+}
+
 both_backends!(
+    bulk_promotion_is_one_revision,
     upload_and_promotion,
     demotion_falls_back_to_last_good_build,
     revisions_and_diff,

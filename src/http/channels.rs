@@ -57,3 +57,24 @@ pub async fn diff(
     let v = blocking(&ctx, move |c| channels::diff(c, &name, from, to)).await?;
     Ok(HttpResponse::Ok().json(v))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkBody {
+    /// sha256 ids or canonical file names.
+    pub packages: Vec<String>,
+}
+
+/// `POST /api/v1/channels/{name}/promote {"packages": [...]}`: one revision.
+pub async fn promote_many(
+    ctx: web::Data<Ctx>,
+    req: actix_web::HttpRequest,
+    name: web::Path<String>,
+    body: web::Json<BulkBody>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    let who = super::actor(&req);
+    let ids = body.into_inner().packages;
+    let r = blocking(&ctx, move |c| channels::promote_many(c, &ids, &name, &who)).await?;
+    Ok(HttpResponse::Ok().json(r))
+}

@@ -34,6 +34,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/channels", web::get().to(channels::list))
             .route("/channels/{name}", web::get().to(channels::detail))
             .route(
+                "/channels/{name}/promote",
+                web::post().to(channels::promote_many),
+            )
+            .route(
                 "/channels/{name}/revisions",
                 web::get().to(channels::revisions),
             )

@@ -404,3 +404,109 @@ pub fn demote(
         fell_back_to: fb,
     })
 }
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BulkResult {
+    pub channel: String,
+    /// The new revision, or None when every build was already there.
+    pub revision: Option<i32>,
+    pub added: Vec<String>,
+    pub already_present: Vec<String>,
+}
+
+/// Adds many builds to a channel in ONE revision: a release set promoted
+/// together, or stored uploads pushed into the first channel. The same rules as
+/// single promotion: every build must be in the channel right before `to`.
+pub fn promote_many(
+    ctx: &Ctx,
+    ids: &[String],
+    to: &str,
+    actor: &Actor,
+) -> Result<BulkResult, ServiceError> {
+    let idx = ctx.channel_index(to)?;
+    if ids.is_empty() || ids.len() > 100_000 {
+        return Err(ServiceError::BadRequest(
+            "\"packages\" must list between 1 and 100000 builds".into(),
+        ));
+    }
+    let source = idx.checked_sub(1).map(|i| ctx.config.channels[i].clone());
+    let mut conn = ctx.conn()?;
+    let in_channel = |conn: &mut DbConnection, c: &str| -> Result<HashSet<String>, ServiceError> {
+        Ok(memberships::table
+            .filter(memberships::channel.eq(c))
+            .filter(memberships::removed_in.is_null())
+            .select(memberships::package_id)
+            .load::<String>(conn)?
+            .into_iter()
+            .collect())
+    };
+    let present = in_channel(&mut conn, to)?;
+    let in_source = match &source {
+        Some(s) => Some(in_channel(&mut conn, s)?),
+        None => None,
+    };
+    let mut added = Vec::new();
+    let mut already_present = Vec::new();
+    let mut missing = Vec::new();
+    let mut seen = HashSet::new();
+    for id in ids {
+        let p = resolve(&mut conn, id)?;
+        if !seen.insert(p.id.clone()) {
+            continue;
+        }
+        if present.contains(&p.id) {
+            already_present.push(p.id);
+        } else if in_source.as_ref().is_some_and(|s| !s.contains(&p.id)) {
+            missing.push(p.filename);
+        } else {
+            added.push(p.id);
+        }
+    }
+    drop(conn);
+    if let (Some(s), false) = (&source, missing.is_empty()) {
+        missing.truncate(20);
+        return Err(ServiceError::NotAllowed(format!(
+            "not in {s:?}, so they cannot be promoted to {to:?}: {}",
+            missing.join(", ")
+        )));
+    }
+    if added.is_empty() {
+        return Ok(BulkResult {
+            channel: to.to_string(),
+            revision: None,
+            added,
+            already_present,
+        });
+    }
+    let (kind, detail) = match &source {
+        Some(s) => ("promoted", Some(serde_json::json!({ "from": s }))),
+        None => ("added", None),
+    };
+    let change = Change {
+        summary: format!("{kind} {} builds into {to}", added.len()),
+        new_package: None,
+        ops: vec![ChannelOp {
+            channel: to.to_string(),
+            add: added.clone(),
+            remove: vec![],
+            require_in: source.clone(),
+        }],
+        events: added
+            .iter()
+            .map(|id| PendingEvent {
+                kind,
+                package_id: Some(id.clone()),
+                channel: Some(to.to_string()),
+                reason: None,
+                detail: detail.clone(),
+            })
+            .collect(),
+    };
+    let committed = commit(ctx, change, actor)?.map_err(|_| ServiceError::Contention)?;
+    Ok(BulkResult {
+        channel: to.to_string(),
+        revision: committed.revisions.get(to).copied(),
+        added,
+        already_present,
+    })
+}
