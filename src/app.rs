@@ -35,8 +35,12 @@ pub fn init(config: Config) -> Result<Ctx, StartupError> {
         config.signing_key_passphrase.clone(),
         &config.data_dir,
     )?;
-    // Hosts pin this fingerprint; say it where operators look.
-    tracing::info!(fingerprint = signer.fingerprint(), "repository signing key");
+    let signer = match &config.signing_key_next {
+        Some(next) => signer.with_next_key(next, config.signing_key_next_passphrase.clone())?,
+        None => signer,
+    };
+    // Hosts pin these fingerprints; say them where operators look.
+    tracing::info!(fingerprints = ?signer.fingerprints(), "repository signing keys");
     let ctx = Ctx {
         config: Arc::new(config),
         pool,
@@ -59,6 +63,7 @@ pub fn init(config: Config) -> Result<Ctx, StartupError> {
 
 /// The HTTP server on an already bound listener (tests bind port 0).
 pub fn server(ctx: Ctx, listener: TcpListener) -> Result<actix_web::dev::Server, StartupError> {
+    let ctx_for_tasks = ctx.clone();
     let data = web::Data::new(ctx);
     let server = HttpServer::new(move || {
         App::new()
@@ -69,5 +74,31 @@ pub fn server(ctx: Ctx, listener: TcpListener) -> Result<actix_web::dev::Server,
     })
     .listen(listener)?
     .run();
+    start_background(ctx_for_tasks);
     Ok(server)
+}
+
+/// Periodic work inside the server's runtime: re-signing apt suites before their
+/// Valid-Until lapses. Failures are logged and retried on the next tick.
+fn start_background(ctx: Ctx) {
+    let Some(valid_for) = ctx.config.apt_valid_for else {
+        return;
+    };
+    let tick = (valid_for / 20).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(300),
+    );
+    actix_web::rt::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        loop {
+            interval.tick().await;
+            let c = ctx.clone();
+            match web::block(move || channels::resign_expiring(&c)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(channels = n, "re-signed before Valid-Until"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "re-signing failed"),
+                Err(e) => tracing::warn!(error = %e, "re-signing task failed"),
+            }
+        }
+    });
 }

@@ -42,6 +42,11 @@ pub struct Config {
     pub signing_key: Option<PathBuf>,
     /// The key's passphrase (from FORKLIFT_SIGNING_KEY_PASSPHRASE or a file, never a flag).
     pub signing_key_passphrase: Option<String>,
+    /// The next key of a rotation: published and signing beside the current one.
+    pub signing_key_next: Option<PathBuf>,
+    pub signing_key_next_passphrase: Option<String>,
+    /// apt Release `Valid-Until` = Date + this; the suite is re-signed at half of it.
+    pub apt_valid_for: Option<Duration>,
     /// apt Release `Origin` and `Label`: pick once, never change (apt refuses).
     pub apt_origin: String,
     pub apt_label: String,
@@ -67,6 +72,12 @@ pub struct Layer {
     /// Only from the environment (FORKLIFT_SIGNING_KEY_PASSPHRASE).
     #[serde(skip)]
     pub signing_key_passphrase: Option<String>,
+    pub signing_key_next: Option<PathBuf>,
+    /// Only from the environment (FORKLIFT_SIGNING_KEY_NEXT_PASSPHRASE).
+    #[serde(skip)]
+    pub signing_key_next_passphrase: Option<String>,
+    /// Human duration, e.g. "7d".
+    pub apt_valid_for: Option<String>,
     pub apt_origin: Option<String>,
     pub apt_label: Option<String>,
     pub apt_architectures: Option<Vec<String>>,
@@ -87,6 +98,11 @@ impl Layer {
                 .signing_key_passphrase_file
                 .or(self.signing_key_passphrase_file),
             signing_key_passphrase: over.signing_key_passphrase.or(self.signing_key_passphrase),
+            signing_key_next: over.signing_key_next.or(self.signing_key_next),
+            signing_key_next_passphrase: over
+                .signing_key_next_passphrase
+                .or(self.signing_key_next_passphrase),
+            apt_valid_for: over.apt_valid_for.or(self.apt_valid_for),
             apt_origin: over.apt_origin.or(self.apt_origin),
             apt_label: over.apt_label.or(self.apt_label),
             apt_architectures: over.apt_architectures.or(self.apt_architectures),
@@ -116,6 +132,9 @@ impl Layer {
             signing_key_passphrase_file: get("FORKLIFT_SIGNING_KEY_PASSPHRASE_FILE")
                 .map(PathBuf::from),
             signing_key_passphrase: get("FORKLIFT_SIGNING_KEY_PASSPHRASE"),
+            signing_key_next: get("FORKLIFT_SIGNING_KEY_NEXT").map(PathBuf::from),
+            signing_key_next_passphrase: get("FORKLIFT_SIGNING_KEY_NEXT_PASSPHRASE"),
+            apt_valid_for: get("FORKLIFT_APT_VALID_FOR"),
             apt_origin: get("FORKLIFT_APT_ORIGIN"),
             apt_label: get("FORKLIFT_APT_LABEL"),
             apt_architectures: get("FORKLIFT_APT_ARCHITECTURES")
@@ -228,6 +247,22 @@ impl Config {
                 });
             }
         }
+        let apt_valid_for = match &l.apt_valid_for {
+            Some(v) => {
+                let d = humantime::parse_duration(v).map_err(|e| ConfigError::Invalid {
+                    key: "apt_valid_for".into(),
+                    message: format!("{v:?}: {e}"),
+                })?;
+                if d < Duration::from_secs(2) {
+                    return Err(ConfigError::Invalid {
+                        key: "apt_valid_for".into(),
+                        message: "at least 2s".into(),
+                    });
+                }
+                Some(d)
+            }
+            None => None,
+        };
         let apt_origin = l.apt_origin.unwrap_or_else(|| "Forklift".into());
         let apt_label = l.apt_label.unwrap_or_else(|| "Forklift".into());
         for (k, v) in [("apt_origin", &apt_origin), ("apt_label", &apt_label)] {
@@ -248,6 +283,9 @@ impl Config {
             grace_period,
             signing_key: l.signing_key,
             signing_key_passphrase,
+            signing_key_next: l.signing_key_next,
+            signing_key_next_passphrase: l.signing_key_next_passphrase,
+            apt_valid_for,
             apt_origin,
             apt_label,
             apt_architectures,

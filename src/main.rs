@@ -115,6 +115,9 @@ fn main() -> anyhow::Result<()> {
             if c.signing_key_passphrase.is_some() {
                 c.signing_key_passphrase = Some("***".into());
             }
+            if c.signing_key_next_passphrase.is_some() {
+                c.signing_key_next_passphrase = Some("***".into());
+            }
             println!("{c:#?}");
             Ok(())
         }

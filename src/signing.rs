@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use pgp::armor::BlockType;
 use pgp::composed::{
     ArmorOptions, CleartextSignedMessage, Deserializable, DetachedSignature, EncryptionCaps,
     KeyType, SecretKeyParamsBuilder, SignedPublicKey, SignedSecretKey,
@@ -36,17 +37,19 @@ impl From<pgp::errors::Error> for SigningError {
     }
 }
 
+/// One or more keys: during a rotation the next key is configured beside the
+/// current one; both public keys are published and everything is signed by both,
+/// so hosts holding either key keep verifying.
 pub struct Signer {
-    key: SignedSecretKey,
-    password: Password,
+    keys: Vec<(SignedSecretKey, Password)>,
     public_armored: String,
-    fingerprint: String,
+    fingerprints: Vec<String>,
 }
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signer")
-            .field("fingerprint", &self.fingerprint)
+            .field("fingerprints", &self.fingerprints)
             .finish_non_exhaustive()
     }
 }
@@ -108,15 +111,47 @@ impl Signer {
     }
 
     fn from_key(key: SignedSecretKey, password: Password) -> Result<Signer, SigningError> {
-        let public = SignedPublicKey::from(key.clone());
-        let public_armored = public.to_armored_string(ArmorOptions::default())?;
-        let fingerprint = hex::encode(key.fingerprint().as_bytes()).to_uppercase();
+        Signer::from_keys(vec![(key, password)])
+    }
+
+    fn from_keys(keys: Vec<(SignedSecretKey, Password)>) -> Result<Signer, SigningError> {
+        let publics: Vec<SignedPublicKey> = keys
+            .iter()
+            .map(|(k, _)| SignedPublicKey::from(k.clone()))
+            .collect();
+        // One armored block holding every key: the usual keyring export that gpg,
+        // rpm/dnf and apt all read.
+        let mut out = Vec::new();
+        pgp::armor::write(
+            &publics.as_slice(),
+            BlockType::PublicKey,
+            &mut out,
+            None,
+            true,
+        )?;
+        let public_armored =
+            String::from_utf8(out).map_err(|e| SigningError::Pgp(e.to_string()))?;
+        let fingerprints = keys
+            .iter()
+            .map(|(k, _)| hex::encode(k.fingerprint().as_bytes()).to_uppercase())
+            .collect();
         Ok(Signer {
-            key,
-            password,
+            keys,
             public_armored,
-            fingerprint,
+            fingerprints,
         })
+    }
+
+    /// Adds the next key of a rotation (loaded like the current one).
+    pub fn with_next_key(
+        self,
+        path: &Path,
+        passphrase: Option<String>,
+    ) -> Result<Signer, SigningError> {
+        let next = Signer::load(path, passphrase)?;
+        let mut keys = self.keys;
+        keys.extend(next.keys);
+        Signer::from_keys(keys)
     }
 
     /// The ASCII-armored public key, served at /keys/forklift.asc.
@@ -124,36 +159,44 @@ impl Signer {
         &self.public_armored
     }
 
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
+    /// Fingerprints of every signing key, current first.
+    pub fn fingerprints(&self) -> &[String] {
+        &self.fingerprints
     }
 
-    /// An armored detached signature over the exact bytes (repomd.xml.asc, Release.gpg).
+    /// An armored detached signature over the exact bytes (repomd.xml.asc,
+    /// Release.gpg), one signature packet per key.
     pub fn detached(&self, data: &[u8]) -> Result<String, SigningError> {
-        let sig = DetachedSignature::sign_binary_data(
-            rand::thread_rng(),
-            &self.key.primary_key,
-            &self.password,
-            HashAlgorithm::Sha256,
-            data,
-        )?;
-        Ok(sig.to_armored_string(ArmorOptions::default())?)
+        let mut sigs = Vec::with_capacity(self.keys.len());
+        for (key, pw) in &self.keys {
+            sigs.push(DetachedSignature::sign_binary_data(
+                rand::thread_rng(),
+                &key.primary_key,
+                pw,
+                HashAlgorithm::Sha256,
+                data,
+            )?);
+        }
+        let mut out = Vec::new();
+        pgp::armor::write(&sigs.as_slice(), BlockType::Signature, &mut out, None, true)?;
+        String::from_utf8(out).map_err(|e| SigningError::Pgp(e.to_string()))
     }
 
-    /// A clearsigned text (InRelease). rPGP does not strip trailing whitespace
-    /// before hashing while gpgv does, so lines must not end in whitespace.
+    /// A clearsigned text (InRelease), signed by every key. rPGP does not strip
+    /// trailing whitespace before hashing while gpgv does, so lines must not end
+    /// in whitespace.
     pub fn clearsign(&self, text: &str) -> Result<String, SigningError> {
         if text.lines().any(|l| l.ends_with(' ') || l.ends_with('\t')) {
             return Err(SigningError::Pgp(
                 "refusing to clearsign text with trailing whitespace".into(),
             ));
         }
-        let msg = CleartextSignedMessage::sign(
-            rand::thread_rng(),
-            text,
-            &self.key.primary_key,
-            &self.password,
-        )?;
+        let mut sigs = Vec::with_capacity(self.keys.len());
+        for (key, pw) in &self.keys {
+            let one = CleartextSignedMessage::sign(rand::thread_rng(), text, &key.primary_key, pw)?;
+            sigs.extend(one.signatures().iter().cloned());
+        }
+        let msg = CleartextSignedMessage::new_many(text, |_| Ok(sigs))?;
         Ok(msg.to_armored_string(ArmorOptions::default())?)
     }
 }

@@ -341,3 +341,141 @@ fn apt_cache_show_matches_apt_ftparchive() {
         assert_eq!(a, b, "apt-cache show {pkg} differs");
     }
 }
+
+/// Key rotation: with the next key configured, both public keys are published
+/// and everything is signed by both, so a host that trusts only the old key and
+/// one that trusts only the new key both verify (apt and dnf).
+#[test]
+fn key_rotation_verifies_with_either_key() {
+    if !apt_available() || !require_tool("dnf") {
+        return;
+    }
+    let next_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("forklift-test-key-next");
+    let next_signer =
+        forklift::signing::Signer::load_or_generate(None, None, &next_dir).expect("next key");
+    let next_path = forklift::signing::default_key_path(&next_dir);
+    let Some(srv) = TestServer::start_with(Backend::Sqlite, |l| {
+        l.signing_key_next = Some(next_path.clone())
+    }) else {
+        return;
+    };
+    let old_signer = forklift::signing::Signer::load(&signing_key(), None).expect("old key");
+    let served = get(&format!("{}/keys/forklift.asc", srv.url)).text();
+    let listed = run(Command::new("gpg")
+        .args(["--show-keys", "--with-colons"])
+        .arg({
+            let p = tempfile::NamedTempFile::new().expect("tmp");
+            std::fs::write(p.path(), &served).expect("write");
+            p.into_temp_path().keep().expect("keep")
+        }));
+    for fp in old_signer
+        .fingerprints()
+        .iter()
+        .chain(next_signer.fingerprints())
+    {
+        assert!(
+            listed.contains(fp.as_str()),
+            "{fp} not published:\n{listed}"
+        );
+    }
+    assert_eq!(upload(&srv, &deb(COMMON), Some("qa")).status, 201);
+    assert_eq!(
+        upload(&srv, &fixture("forklift-lib-1.0-1.noarch.rpm"), Some("qa")).status,
+        201
+    );
+
+    for only in [
+        old_signer.public_key_armored(),
+        next_signer.public_key_armored(),
+    ] {
+        let apt = Apt::new();
+        let key = apt.path("one-key.asc");
+        std::fs::write(&key, only).expect("key");
+        apt.set_sources(&format!(
+            "deb [signed-by={}] {}/deb qa main",
+            key.display(),
+            srv.url
+        ));
+        let (ok, out) = apt.update();
+        assert!(ok, "apt with one of the two keys failed:\n{out}");
+        assert_eq!(apt.candidate("forklift-common"), "1.0-1");
+
+        let root = tempfile::tempdir().expect("dnf root");
+        let repos = root.path().join("repos");
+        std::fs::create_dir_all(&repos).expect("mkdir");
+        std::fs::write(
+            repos.join("f.repo"),
+            format!(
+                "[f]\nname=f\nbaseurl={}/rpm/qa/\nrepo_gpgcheck=1\ngpgcheck=0\ngpgkey=file://{}\n",
+                srv.url,
+                key.display()
+            ),
+        )
+        .expect("repo");
+        let out = run(Command::new("dnf")
+            .args(["-y", "-q", "--noplugins", "--refresh", "--releasever=12"])
+            .arg(format!("--installroot={}", root.path().display()))
+            .arg(format!("--setopt=reposdir={}", repos.display()))
+            .args([
+                "--setopt=skip_if_unavailable=False",
+                "repoquery",
+                "forklift-lib",
+            ]));
+        assert!(out.contains("forklift-lib-0:1.0-1.noarch"), "{out}");
+    }
+}
+
+/// With a validity configured, Release carries Valid-Until and the suite is
+/// re-signed (a new revision, same packages) before it lapses.
+#[test]
+fn valid_until_is_renewed_before_it_lapses() {
+    if !apt_available() {
+        return;
+    }
+    let Some(srv) =
+        TestServer::start_with(Backend::Sqlite, |l| l.apt_valid_for = Some("4s".into()))
+    else {
+        return;
+    };
+    assert_eq!(upload(&srv, &deb(COMMON), Some("qa")).status, 201);
+    let release = |srv: &TestServer| get(&format!("{}/deb/dists/qa/Release", srv.url)).text();
+    let field = |text: &str, name: &str| -> i64 {
+        let v = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"));
+        chrono::DateTime::parse_from_rfc2822(&v.replace("UTC", "+0000"))
+            .expect("date")
+            .timestamp()
+    };
+    let first = release(&srv);
+    assert_eq!(field(&first, "Valid-Until") - field(&first, "Date"), 4);
+    let apt = Apt::new();
+    let key = key_file(&srv, &apt);
+    apt.set_sources(&format!(
+        "deb [signed-by={}] {}/deb qa main",
+        key.display(),
+        srv.url
+    ));
+    let (ok, out) = apt.update();
+    assert!(ok, "{out}");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let renewed = loop {
+        let now = release(&srv);
+        if field(&now, "Valid-Until") > field(&first, "Valid-Until") {
+            break now;
+        }
+        assert!(std::time::Instant::now() < deadline, "never re-signed");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert!(field(&renewed, "Date") > field(&first, "Date"));
+    let revs = get(&srv.api("/channels/qa/revisions")).json();
+    assert!(revs[0]["summary"]
+        .as_str()
+        .expect("summary")
+        .starts_with("re-sign"));
+    assert_eq!(revs[0]["package_count"], 1);
+    let (ok, out) = apt.update();
+    assert!(ok, "{out}");
+}

@@ -284,6 +284,7 @@ pub fn promote(ctx: &Ctx, id: &str, to: &str, actor: &Actor) -> Result<ChangeRes
             add: vec![p.id.clone()],
             remove: vec![],
             require_in: Some(source.clone()),
+            force: false,
         }],
         events: vec![PendingEvent {
             kind: "promoted",
@@ -371,6 +372,7 @@ pub fn demote(
                 add: vec![],
                 remove: vec![p.id.clone()],
                 require_in: None,
+                force: false,
             })
             .collect(),
         events: affected
@@ -490,6 +492,7 @@ pub fn promote_many(
             add: added.clone(),
             remove: vec![],
             require_in: source.clone(),
+            force: false,
         }],
         events: added
             .iter()
@@ -509,4 +512,47 @@ pub fn promote_many(
         added,
         already_present,
     })
+}
+
+/// Re-signs every channel whose apt Release is past half its validity, so
+/// Valid-Until never lapses on hosts. Returns how many channels were republished.
+pub fn resign_expiring(ctx: &Ctx) -> Result<usize, ServiceError> {
+    let Some(valid_for) = ctx.config.apt_valid_for else {
+        return Ok(0);
+    };
+    let half = (valid_for.as_secs() / 2) as i64;
+    let system = Actor {
+        name: "forklift".into(),
+        client: "valid-until".into(),
+    };
+    let mut done = 0;
+    for name in &ctx.config.channels {
+        let mut conn = ctx.conn()?;
+        let head: i32 = channels::table
+            .find(name)
+            .select(channels::head)
+            .first(&mut conn)?;
+        let created: Option<i64> = revisions::table
+            .filter(revisions::channel.eq(name))
+            .filter(revisions::number.eq(head))
+            .select(revisions::created_at)
+            .first(&mut conn)
+            .optional()?;
+        drop(conn);
+        if created.is_some_and(|c| super::now() - c < half) {
+            continue;
+        }
+        let change = Change {
+            summary: format!("re-sign {name} before Valid-Until"),
+            ops: vec![ChannelOp {
+                channel: name.clone(),
+                force: true,
+                ..ChannelOp::default()
+            }],
+            ..Change::default()
+        };
+        let _ = commit(ctx, change, &system)?;
+        done += 1;
+    }
+    Ok(done)
 }

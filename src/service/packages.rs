@@ -84,6 +84,7 @@ pub fn ingest(
             add: vec![sha.clone()],
             remove: vec![],
             require_in: None,
+            force: false,
         });
         events.push(PendingEvent {
             kind: "added",
@@ -350,6 +351,7 @@ fn add_existing_to_entry(
             add: vec![p.id.clone()],
             remove: vec![],
             require_in: None,
+            force: false,
         }],
         events: vec![PendingEvent {
             kind: "added",

@@ -28,6 +28,9 @@ pub struct ChannelOp {
     /// Added packages must still be in this channel when the change commits
     /// (a promotion's source: a concurrent demotion there wins).
     pub require_in: Option<String>,
+    /// Publish a new revision even when the package set is unchanged (re-signing
+    /// before an apt Valid-Until lapses).
+    pub force: bool,
 }
 
 /// An event to record; `revision` is filled in from the channel's new revision.
@@ -174,7 +177,7 @@ fn attempt(
             .into_iter()
             .collect();
         // An unchanged channel gets no new revision: repomd.xml stays byte-identical.
-        if add.is_empty() && remove.is_empty() && ch.head > 0 {
+        if add.is_empty() && remove.is_empty() && ch.head > 0 && !op.force {
             continue;
         }
         let mut members = current;
@@ -475,7 +478,10 @@ fn render_channel(
             suite: channel.to_string(),
             codename: channel.to_string(),
             date: created_at,
-            valid_until: None,
+            valid_until: ctx
+                .config
+                .apt_valid_for
+                .map(|d| created_at + d.as_secs() as i64),
             architectures: archs.into_iter().collect(),
             components: vec!["main".into()],
             description: format!("Forklift channel {channel}"),
