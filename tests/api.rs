@@ -596,6 +596,7 @@ fn bulk_promotion_is_one_revision(b: Backend) {
 }
 
 both_backends!(
+    bad_debs_are_refused_and_same_identity_conflicts,
     bulk_promotion_is_one_revision,
     upload_and_promotion,
     demotion_falls_back_to_last_good_build,
@@ -632,4 +633,79 @@ fn migration_folders_match() {
             assert!(root.join("postgres").join(m).join(f).is_file(), "{m}/{f}");
         }
     }
+}
+
+fn deb_fixture(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/debs")
+        .join(name)
+}
+
+/// An ar archive from (name, bytes) members.
+fn ar_archive(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut b = ar::Builder::new(&mut out);
+        for (name, data) in members {
+            let header = ar::Header::new(name.as_bytes().to_vec(), data.len() as u64);
+            b.append(&header, *data).expect("ar member");
+        }
+    }
+    out
+}
+
+fn bad_debs_are_refused_and_same_identity_conflicts(b: Backend) {
+    let Some(srv) = TestServer::start(b) else {
+        return;
+    };
+    let blobs = srv.blob_count();
+    // An ar archive that is a static library, not a package.
+    let lib = ar_archive(&[("foo.o", b"\x7fELF")]);
+    let r = put_bytes(&srv.api("/packages/libfoo.a"), &lib);
+    assert_eq!(r.status, 415, "{}", r.text());
+    // A package with no control member.
+    let nocontrol = ar_archive(&[("debian-binary", b"2.0\n")]);
+    let r = put_bytes(&srv.api("/packages/x_1_amd64.deb"), &nocontrol);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.error_code(), "invalid_package");
+    // A truncated real one.
+    let good = std::fs::read(deb_fixture("forklift-hello_1.0-1_amd64.deb")).expect("fixture");
+    let r = put_bytes(&srv.api("/packages/t_1_amd64.deb"), &good[..good.len() / 3]);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(srv.blob_count(), blobs);
+    assert_eq!(srv.temp_count(), 0);
+    assert_eq!(
+        get(&srv.api("/packages"))
+            .json()
+            .as_array()
+            .expect("list")
+            .len(),
+        0
+    );
+
+    // Same (Package, Version, Architecture), different bytes: 409.
+    let r = put_bytes(
+        &srv.api("/packages/forklift-hello_1.0-1_amd64.deb?channel=qa"),
+        &good,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["kind"], "deb");
+    assert_eq!(r.json()["version"], "1.0");
+    assert_eq!(r.json()["release"], "1");
+    let mut other = good.clone();
+    other.extend_from_slice(&ar_archive(&[("zz-extra", b"x")])[8..]);
+    let r = put_bytes(&srv.api("/packages/forklift-hello_1.0-1_amd64.deb"), &other);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(r.error_code(), "package_exists");
+    // Same bytes again: 200.
+    let r = put_bytes(&srv.api("/packages/forklift-hello_1.0-1_amd64.deb"), &good);
+    assert_eq!(r.status, 200);
+    // The pool serves it once for every suite; the history shows the pool URL.
+    let d = get(&srv.api("/packages/forklift-hello_1.0-1_amd64.deb")).json();
+    let url = d["downloads"]["qa"].as_str().expect("url").to_string();
+    assert!(
+        url.ends_with("/deb/pool/main/f/forklift-hello/forklift-hello_1.0-1_amd64.deb"),
+        "{url}"
+    );
+    assert_eq!(get(&url).body, good);
 }
