@@ -296,7 +296,14 @@ fn apt_cache_show_matches_apt_ftparchive() {
     let Some(srv) = TestServer::start(Backend::Sqlite) else {
         return;
     };
-    let names = [HELLO10, COMMON, EPOCH];
+    // Every fixture .deb; apt-cache show lists all three forklift-hello versions.
+    let names = [
+        HELLO10,
+        HELLO11,
+        "forklift-hello_2.0-1_amd64.deb",
+        COMMON,
+        EPOCH,
+    ];
     for f in names {
         assert_eq!(upload(&srv, &deb(f), Some("qa")).status, 201);
     }
@@ -338,6 +345,9 @@ fn apt_cache_show_matches_apt_ftparchive() {
         let a = show(&ours, pkg);
         let b = show(&theirs, pkg);
         assert!(a.contains("SHA256:"), "{a}");
+        if pkg == "forklift-hello" {
+            assert_eq!(a.matches("Package: forklift-hello").count(), 3, "{a}");
+        }
         assert_eq!(a, b, "apt-cache show {pkg} differs");
     }
 }
