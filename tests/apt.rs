@@ -13,16 +13,7 @@ fn apt_available() -> bool {
     if !(require_tool("apt-get") && require_tool("apt-ftparchive") && require_tool("gpgv")) {
         return false;
     }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if !root {
-        assert!(!in_ci(), "apt tests need root in CI");
-        eprintln!("SKIPPED: apt tests need root");
-    }
-    root
+    require_root("apt")
 }
 
 fn deb(name: &str) -> PathBuf {

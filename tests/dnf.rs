@@ -15,16 +15,7 @@ fn dnf_available() -> bool {
     if !(require_tool("dnf") && require_tool("rpm") && require_tool("createrepo_c")) {
         return false;
     }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if !root {
-        assert!(!in_ci(), "dnf --installroot tests need root in CI");
-        eprintln!("SKIPPED: dnf --installroot needs root");
-    }
-    root
+    require_root("dnf")
 }
 
 /// A dnf confined to an installroot and to the repos we give it; no plugins (the

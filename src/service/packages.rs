@@ -45,14 +45,7 @@ pub fn ingest(
     // Same bytes again: the existing record, never a second copy.
     if let Some(existing) = find_by_id(&mut conn, &upload.sha256)? {
         drop(conn);
-        if let Some(c) = channel {
-            add_existing_to_entry(ctx, &existing, &c, actor)?;
-        }
-        let mut conn = ctx.conn()?;
-        return Ok(Ingested {
-            package: view(&mut conn, ctx, existing)?,
-            created: false,
-        });
+        return already_stored(ctx, existing, channel, actor);
     }
 
     let uploaded_at = now();
@@ -108,14 +101,7 @@ pub fn ingest(
             let mut conn = ctx.conn()?;
             if let Some(existing) = find_by_id(&mut conn, &sha)? {
                 drop(conn);
-                if let Some(c) = channel {
-                    add_existing_to_entry(ctx, &existing, &c, actor)?;
-                }
-                let mut conn = ctx.conn()?;
-                return Ok(Ingested {
-                    package: view(&mut conn, ctx, existing)?,
-                    created: false,
-                });
+                return already_stored(ctx, existing, channel, actor);
             }
             remove_orphan_blob(ctx, &sha);
             let other = same_identity(&mut conn, &row)?.unwrap_or_default();
@@ -132,6 +118,24 @@ pub fn ingest(
     Ok(Ingested {
         package: view(&mut conn, ctx, summary)?,
         created: true,
+    })
+}
+
+/// These exact bytes are stored already: answer with the existing record (and
+/// put it in the entry channel when asked).
+fn already_stored(
+    ctx: &Ctx,
+    existing: PackageSummary,
+    channel: Option<String>,
+    actor: &Actor,
+) -> Result<Ingested, ServiceError> {
+    if let Some(c) = channel {
+        add_existing_to_entry(ctx, &existing, &c, actor)?;
+    }
+    let mut conn = ctx.conn()?;
+    Ok(Ingested {
+        package: view(&mut conn, ctx, existing)?,
+        created: false,
     })
 }
 

@@ -41,6 +41,21 @@ pub fn require_tool(tool: &str) -> bool {
     found
 }
 
+/// Client tests that write into an installroot or a dpkg root need root; in CI
+/// that is a failure, locally a printed skip.
+pub fn require_root(what: &str) -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !root {
+        assert!(!in_ci(), "{what} tests need root in CI");
+        eprintln!("SKIPPED: {what} tests need root");
+    }
+    root
+}
+
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/rpms")
 }
