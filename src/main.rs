@@ -13,8 +13,9 @@ use forklift::config::{Config, Layer};
     name = "forklift",
     version,
     about = "Package repository server: upload a build once, promote the same file qa → staging → prod",
-    long_about = "Forklift stores each uploaded RPM once (addressed by its SHA-256) and publishes \
-                  ordered channels (default qa → staging → prod) as yum/dnf repositories. \
+    long_about = "Forklift stores each uploaded RPM or .deb once (addressed by its SHA-256) and \
+                  publishes ordered channels (default qa → staging → prod) as signed yum/dnf \
+                  repositories and apt suites. \
                   Builds move between channels by promotion and demotion over its HTTP API.\n\n\
                   Settings come from built-in defaults, then a TOML file (--config or \
                   FORKLIFT_CONFIG), then FORKLIFT_* environment variables, then flags."

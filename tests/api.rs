@@ -593,6 +593,35 @@ fn bulk_promotion_is_one_revision(b: Backend) {
         .status,
         404
     );
+    // A bulk body naming 20,000 builds (1.4 MB) is read, not refused for size;
+    // the unknown names are what it reports.
+    let many: Vec<String> = (0..20_000).map(|i| format!("{i:064x}")).collect();
+    let r = post_json(
+        &srv.api("/channels/qa/promote"),
+        serde_json::json!({ "packages": many }),
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    // Past the limits: 413 with the JSON error shape.
+    let huge = "x".repeat(9 * 1024 * 1024);
+    let r = post_json(
+        &srv.api("/channels/qa/promote"),
+        serde_json::json!({ "packages": [huge] }),
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.error_code(), "body_too_large");
+    let r = post_json(
+        &srv.api(&format!("/packages/{LIB}/promote")),
+        serde_json::json!({ "to": "prod", "pad": "x".repeat(100 * 1024) }),
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    // `curl -d` without a JSON content type still works.
+    let r = send(
+        "POST",
+        &srv.api(&format!("/packages/{LIB}/promote")),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        br#"{"to":"prod"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
 }
 
 both_backends!(
@@ -708,4 +737,58 @@ fn bad_debs_are_refused_and_same_identity_conflicts(b: Backend) {
         "{url}"
     );
     assert_eq!(get(&url).body, good);
+
+    // 1:3.0-1 and 3.0-1 would share one pool file name (Debian names carry no
+    // epoch): the second is refused and the first keeps serving.
+    let control = |version: &str| {
+        format!(
+            "Package: forklift-ep\nVersion: {version}\nArchitecture: all\n\
+             Maintainer: CI <ci@example.com>\nDescription: epoch test\n"
+        )
+    };
+    let plain = mini_deb(&control("3.0-1"));
+    let epoch = mini_deb(&control("1:3.0-1"));
+    let r = put_bytes(
+        &srv.api("/packages/forklift-ep_3.0-1_all.deb?channel=qa"),
+        &plain,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let blobs = srv.blob_count();
+    let r = put_bytes(&srv.api("/packages/forklift-ep_1:3.0-1_all.deb"), &epoch);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(r.error_code(), "pool_path_taken");
+    assert!(r
+        .text()
+        .contains("pool/main/f/forklift-ep/forklift-ep_3.0-1_all.deb"));
+    assert_eq!(srv.blob_count(), blobs);
+    assert_eq!(srv.temp_count(), 0);
+    let r = get(&format!(
+        "{}/deb/pool/main/f/forklift-ep/forklift-ep_3.0-1_all.deb",
+        srv.url
+    ));
+    assert_eq!(r.body, plain);
+}
+
+/// A minimal binary package: debian-binary, control.tar.gz with `control`, and
+/// an empty data.tar.gz.
+fn mini_deb(control: &str) -> Vec<u8> {
+    let targz = |files: &[(&str, &[u8])]| {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut t = tar::Builder::new(gz);
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            t.append_data(&mut h, name, *data).expect("tar member");
+        }
+        t.into_inner().expect("tar").finish().expect("gzip")
+    };
+    let ctl = targz(&[("./control", control.as_bytes())]);
+    let data = targz(&[]);
+    ar_archive(&[
+        ("debian-binary", b"2.0\n"),
+        ("control.tar.gz", &ctl),
+        ("data.tar.gz", &data),
+    ])
 }

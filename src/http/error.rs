@@ -71,6 +71,7 @@ impl From<ServiceError> for ApiError {
             E::RevisionNotFound(..) => (StatusCode::NOT_FOUND, "revision_not_found"),
             E::Ambiguous(_) => (StatusCode::CONFLICT, "ambiguous_package"),
             E::NevraConflict { .. } => (StatusCode::CONFLICT, "package_exists"),
+            E::PoolConflict { .. } => (StatusCode::CONFLICT, "pool_path_taken"),
             E::UnsupportedType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_package_type",
@@ -100,7 +101,16 @@ pub fn json_error(
     err: actix_web::error::JsonPayloadError,
     _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", err.to_string()).into()
+    use actix_web::error::JsonPayloadError as J;
+    match err {
+        J::Overflow { .. } | J::OverflowKnownLength { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            err.to_string(),
+        )
+        .into(),
+        _ => ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", err.to_string()).into(),
+    }
 }
 
 pub fn query_error(

@@ -12,68 +12,78 @@ pub use error::ApiError;
 
 use crate::service::{Actor, Ctx};
 
+/// JSON bodies are small commands; a bulk promotion names many builds
+/// (each id is 64 hex characters), so it gets room for tens of thousands.
+const JSON_LIMIT: usize = 64 * 1024;
+const BULK_JSON_LIMIT: usize = 8 * 1024 * 1024;
+
+fn json_config(limit: usize) -> web::JsonConfig {
+    // `curl -d` sends a form content type by default; the body is JSON anyway.
+    web::JsonConfig::default()
+        .limit(limit)
+        .content_type_required(false)
+        .error_handler(error::json_error)
+}
+
 /// The whole route table.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(64 * 1024)
-            .error_handler(error::json_error),
-    )
-    .app_data(web::QueryConfig::default().error_handler(error::query_error))
-    .app_data(web::PathConfig::default().error_handler(error::path_error))
-    .route("/healthz", web::get().to(health))
-    .service(
-        web::scope("/api/v1")
-            .route("/packages", web::get().to(packages::list))
-            .route("/packages", web::post().to(packages::upload_multipart))
-            .route("/packages/", web::post().to(packages::upload_multipart))
-            .route("/packages/{id}", web::put().to(packages::upload_raw))
-            .route("/packages/{id}", web::get().to(packages::detail))
-            .route("/packages/{id}/promote", web::post().to(packages::promote))
-            .route("/packages/{id}/demote", web::post().to(packages::demote))
-            .route("/channels", web::get().to(channels::list))
-            .route("/channels/{name}", web::get().to(channels::detail))
-            .route(
-                "/channels/{name}/promote",
-                web::post().to(channels::promote_many),
-            )
-            .route(
-                "/channels/{name}/revisions",
-                web::get().to(channels::revisions),
-            )
-            .route(
-                "/channels/{name}/revisions/{number}",
-                web::get().to(channels::revision),
-            )
-            .route("/channels/{name}/diff", web::get().to(channels::diff)),
-    )
-    .route("/rpm/{file}", web::get().to(repo::repo_file))
-    .route(
-        "/rpm/{channel}/repodata/{file}",
-        web::get().to(repo::repodata),
-    )
-    .route(
-        "/rpm/{channel}/repodata/{file}",
-        web::head().to(repo::repodata),
-    )
-    .route(
-        "/rpm/{channel}/Packages/{sha}/{file}",
-        web::get().to(repo::package),
-    )
-    .route(
-        "/rpm/{channel}/Packages/{sha}/{file}",
-        web::head().to(repo::package),
-    )
-    .route("/keys/forklift.asc", web::get().to(repo::public_key))
-    .route("/deb/{file}", web::get().to(repo::deb_file))
-    .route("/deb/dists/{channel}/{rest:.*}", web::get().to(repo::dists))
-    .route(
-        "/deb/dists/{channel}/{rest:.*}",
-        web::head().to(repo::dists),
-    )
-    .route("/deb/pool/{rest:.*}", web::get().to(repo::pool))
-    .route("/deb/pool/{rest:.*}", web::head().to(repo::pool))
-    .default_service(web::to(not_found));
+    cfg.app_data(json_config(JSON_LIMIT))
+        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .route("/healthz", web::get().to(health))
+        .service(
+            web::scope("/api/v1")
+                .route("/packages", web::get().to(packages::list))
+                .route("/packages", web::post().to(packages::upload_multipart))
+                .route("/packages/", web::post().to(packages::upload_multipart))
+                .route("/packages/{id}", web::put().to(packages::upload_raw))
+                .route("/packages/{id}", web::get().to(packages::detail))
+                .route("/packages/{id}/promote", web::post().to(packages::promote))
+                .route("/packages/{id}/demote", web::post().to(packages::demote))
+                .route("/channels", web::get().to(channels::list))
+                .route("/channels/{name}", web::get().to(channels::detail))
+                .service(
+                    web::resource("/channels/{name}/promote")
+                        .app_data(json_config(BULK_JSON_LIMIT))
+                        .route(web::post().to(channels::promote_many)),
+                )
+                .route(
+                    "/channels/{name}/revisions",
+                    web::get().to(channels::revisions),
+                )
+                .route(
+                    "/channels/{name}/revisions/{number}",
+                    web::get().to(channels::revision),
+                )
+                .route("/channels/{name}/diff", web::get().to(channels::diff)),
+        )
+        .route("/rpm/{file}", web::get().to(repo::repo_file))
+        .route(
+            "/rpm/{channel}/repodata/{file}",
+            web::get().to(repo::repodata),
+        )
+        .route(
+            "/rpm/{channel}/repodata/{file}",
+            web::head().to(repo::repodata),
+        )
+        .route(
+            "/rpm/{channel}/Packages/{sha}/{file}",
+            web::get().to(repo::package),
+        )
+        .route(
+            "/rpm/{channel}/Packages/{sha}/{file}",
+            web::head().to(repo::package),
+        )
+        .route("/keys/forklift.asc", web::get().to(repo::public_key))
+        .route("/deb/{file}", web::get().to(repo::deb_file))
+        .route("/deb/dists/{channel}/{rest:.*}", web::get().to(repo::dists))
+        .route(
+            "/deb/dists/{channel}/{rest:.*}",
+            web::head().to(repo::dists),
+        )
+        .route("/deb/pool/{rest:.*}", web::get().to(repo::pool))
+        .route("/deb/pool/{rest:.*}", web::head().to(repo::pool))
+        .default_service(web::to(not_found));
 }
 
 async fn health() -> HttpResponse {

@@ -20,6 +20,8 @@ pub enum ServiceError {
         arch: String,
         existing: String,
     },
+    #[error("the apt pool path {path} is taken by a different file ({existing}); Debian file names carry no epoch, so builds differing only in epoch cannot share a pool")]
+    PoolConflict { path: String, existing: String },
     #[error("unsupported package type: {0}")]
     UnsupportedType(String),
     #[error("invalid package: {0}")]

@@ -55,6 +55,9 @@ pub fn ingest(
     if let Some(existing) = same_identity(&mut conn, &row)? {
         return Err(identity_conflict(&row, existing));
     }
+    if let Some(err) = pool_conflict(&mut conn, &row)? {
+        return Err(err);
+    }
     drop(conn);
 
     let sha = upload.sha256.clone();
@@ -104,8 +107,13 @@ pub fn ingest(
                 return already_stored(ctx, existing, channel, actor);
             }
             remove_orphan_blob(ctx, &sha);
-            let other = same_identity(&mut conn, &row)?.unwrap_or_default();
-            return Err(identity_conflict(&row, other));
+            if let Some(other) = same_identity(&mut conn, &row)? {
+                return Err(identity_conflict(&row, other));
+            }
+            if let Some(err) = pool_conflict(&mut conn, &row)? {
+                return Err(err);
+            }
+            return Err(ServiceError::Contention);
         }
         Err(e) => {
             remove_orphan_blob(ctx, &sha);
@@ -150,6 +158,26 @@ fn identity_conflict(row: &PackageRow, existing: String) -> ServiceError {
         arch: row.arch.clone(),
         existing,
     }
+}
+
+/// Debian pool file names carry no epoch, so `1:2.0-1` and `2.0-1` of one
+/// package would share a pool path: the second is refused, as reprepro and dak do.
+fn pool_conflict(
+    conn: &mut DbConnection,
+    row: &PackageRow,
+) -> Result<Option<ServiceError>, ServiceError> {
+    let Some(path) = &row.pool_path else {
+        return Ok(None);
+    };
+    let existing: Option<String> = packages::table
+        .filter(packages::pool_path.eq(path))
+        .select(packages::id)
+        .first(conn)
+        .optional()?;
+    Ok(existing.map(|existing| ServiceError::PoolConflict {
+        path: path.clone(),
+        existing,
+    }))
 }
 
 /// The stored package with the same kind, name, epoch, version, release and arch.

@@ -275,6 +275,15 @@ pub fn get_with(url: &str, headers: &[(&str, &str)]) -> Resp {
     finish(req.call())
 }
 
+/// Any request with headers and a raw body.
+pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    let mut req = agent().request(method, url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    finish(req.send_bytes(body))
+}
+
 pub fn put_bytes(url: &str, body: &[u8]) -> Resp {
     finish(agent().put(url).send_bytes(body))
 }

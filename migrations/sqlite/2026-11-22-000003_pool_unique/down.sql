@@ -1,0 +1,2 @@
+DROP INDEX packages_pool_path;
+CREATE INDEX packages_pool_path ON packages (pool_path);
