@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix_web::{middleware, web, App, HttpServer};
 
 use crate::config::Config;
+use crate::service::tokens::Bootstrap;
 use crate::service::{channels, ChannelLocks, Ctx, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +19,7 @@ pub enum StartupError {
     Db(#[from] crate::db::DbError),
     #[error(transparent)]
     Signing(#[from] crate::signing::SigningError),
-    #[error("cannot prepare channels: {0}")]
+    #[error("cannot prepare the database: {0}")]
     Channels(#[from] ServiceError),
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
@@ -49,6 +50,14 @@ pub fn init(config: Config) -> Result<Ctx, StartupError> {
         signer: Arc::new(signer),
     };
     channels::sync_channels(&ctx)?;
+    match crate::service::tokens::bootstrap(&mut *ctx.conn()?, &ctx.config)? {
+        Bootstrap::Generated(path) => tracing::warn!(
+            file = %path.display(),
+            "no admin token existed: created token \"admin\"; its secret is in this file (mode 0600)"
+        ),
+        Bootstrap::Supplied => tracing::info!("admin token \"admin\" taken from the configuration"),
+        Bootstrap::Existing => {}
+    }
     // A blob older than an hour cannot belong to a request still running anywhere.
     let swept = crate::service::gc::sweep(
         &ctx,

@@ -52,6 +52,21 @@ pub struct Config {
     pub apt_label: String,
     /// Architectures every apt suite lists, besides those its packages have.
     pub apt_architectures: Vec<String>,
+    /// Whether callers without a token may read channels (default true).
+    pub anonymous_read: bool,
+    /// Channels only tokens with read rights may read, whatever `anonymous_read` says.
+    pub private_channels: Vec<String>,
+    /// The bootstrap admin token (FORKLIFT_ADMIN_TOKEN or admin_token_file).
+    pub admin_token: Option<String>,
+}
+
+impl Config {
+    pub fn anonymous_read(&self) -> crate::service::access::AnonymousRead {
+        crate::service::access::AnonymousRead {
+            all: self.anonymous_read,
+            private: self.private_channels.iter().cloned().collect(),
+        }
+    }
 }
 
 /// Settings as they may appear in the TOML file, the environment or flags;
@@ -81,6 +96,12 @@ pub struct Layer {
     pub apt_origin: Option<String>,
     pub apt_label: Option<String>,
     pub apt_architectures: Option<Vec<String>>,
+    pub anonymous_read: Option<bool>,
+    pub private_channels: Option<Vec<String>>,
+    /// Only from the environment (FORKLIFT_ADMIN_TOKEN): a secret never sits in a flag.
+    #[serde(skip)]
+    pub admin_token: Option<String>,
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl Layer {
@@ -106,6 +127,10 @@ impl Layer {
             apt_origin: over.apt_origin.or(self.apt_origin),
             apt_label: over.apt_label.or(self.apt_label),
             apt_architectures: over.apt_architectures.or(self.apt_architectures),
+            anonymous_read: over.anonymous_read.or(self.anonymous_read),
+            private_channels: over.private_channels.or(self.private_channels),
+            admin_token: over.admin_token.or(self.admin_token),
+            admin_token_file: over.admin_token_file.or(self.admin_token_file),
         }
     }
 
@@ -118,6 +143,17 @@ impl Layer {
                 message: format!("{v:?} is not a byte count"),
             })?),
             None => None,
+        };
+        let anonymous_read = match get("FORKLIFT_ANONYMOUS_READ").as_deref() {
+            None => None,
+            Some("true" | "1" | "yes") => Some(true),
+            Some("false" | "0" | "no") => Some(false),
+            Some(v) => {
+                return Err(ConfigError::Invalid {
+                    key: "FORKLIFT_ANONYMOUS_READ".into(),
+                    message: format!("{v:?} is not true or false"),
+                })
+            }
         };
         Ok(Layer {
             listen: get("FORKLIFT_LISTEN"),
@@ -139,6 +175,15 @@ impl Layer {
             apt_label: get("FORKLIFT_APT_LABEL"),
             apt_architectures: get("FORKLIFT_APT_ARCHITECTURES")
                 .map(|v| v.split(',').map(|s| s.trim().to_string()).collect()),
+            anonymous_read,
+            private_channels: get("FORKLIFT_PRIVATE_CHANNELS").map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }),
+            admin_token: get("FORKLIFT_ADMIN_TOKEN"),
+            admin_token_file: get("FORKLIFT_ADMIN_TOKEN_FILE").map(PathBuf::from),
         })
     }
 
@@ -273,6 +318,36 @@ impl Config {
                 });
             }
         }
+        let private_channels = l.private_channels.unwrap_or_default();
+        for c in &private_channels {
+            if !channels.contains(c) {
+                return Err(ConfigError::Invalid {
+                    key: "private_channels".into(),
+                    message: format!("{c:?} is not one of the channels"),
+                });
+            }
+        }
+        let admin_token = match (l.admin_token, l.admin_token_file) {
+            (Some(t), _) => Some(t),
+            (None, Some(f)) => Some(
+                std::fs::read_to_string(&f)
+                    .map_err(|source| ConfigError::Read {
+                        path: f.clone(),
+                        source,
+                    })?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        if let Some(t) = &admin_token {
+            if !crate::service::access::acceptable_supplied_token(t) {
+                return Err(ConfigError::Invalid {
+                    key: "admin_token".into(),
+                    message: "at least 24 printable characters without spaces".into(),
+                });
+            }
+        }
         Ok(Config {
             listen,
             data_dir,
@@ -289,6 +364,9 @@ impl Config {
             apt_origin,
             apt_label,
             apt_architectures,
+            anonymous_read: l.anonymous_read.unwrap_or(true),
+            private_channels,
+            admin_token,
         })
     }
 
@@ -365,5 +443,27 @@ mod tests {
             ..Layer::default()
         }));
         assert!(toml::from_str::<Layer>("unknown_key = 1").is_err());
+        assert!(bad(Layer {
+            private_channels: Some(vec!["nope".into()]),
+            ..Layer::default()
+        }));
+        assert!(bad(Layer {
+            admin_token: Some("short".into()),
+            ..Layer::default()
+        }));
+        assert!(toml::from_str::<Layer>("admin_token = \"x\"").is_err());
+    }
+
+    #[test]
+    fn access_settings() {
+        let c = Config::resolve(Layer::default(), Layer::default(), Layer::default()).expect("ok");
+        assert!(c.anonymous_read().allows("prod"));
+        let file: Layer = toml::from_str("private_channels = [\"prod\"]").expect("toml");
+        let mut env = HashMap::new();
+        env.insert("FORKLIFT_ANONYMOUS_READ".to_string(), "false".to_string());
+        let c = Config::resolve(file, Layer::from_env(&env).expect("env"), Layer::default())
+            .expect("ok");
+        assert!(!c.anonymous_read().allows("qa"));
+        assert_eq!(c.private_channels, vec!["prod"]);
     }
 }

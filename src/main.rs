@@ -31,38 +31,68 @@ enum Command {
     Serve(ServeArgs),
     /// Print the resolved configuration and exit.
     Config(ServeArgs),
+    /// Manage API tokens directly in the database (works while the server runs).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token; the secret is printed once, on the last line of stdout.
+    Create {
+        /// Unique name, recorded as the actor of everything the token does.
+        #[arg(long)]
+        name: String,
+        /// reader, uploader, promoter:<channel> or admin (repeatable).
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+        /// read, read:<channel>, upload, promote:<channel> or admin (repeatable).
+        #[arg(long = "permission", value_name = "PERMISSION")]
+        permissions: Vec<String>,
+        /// Lifetime such as 30d or 12h [default: no expiry].
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<String>,
+    },
+    /// List live tokens (never their secrets).
+    List,
+    /// Revoke a token by name; requests using it fail from then on.
+    Revoke { name: String },
 }
 
 #[derive(Args, Clone)]
 struct ServeArgs {
     /// TOML configuration file (also FORKLIFT_CONFIG).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080] (FORKLIFT_LISTEN).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, global = true, value_name = "ADDR")]
     listen: Option<String>,
     /// Directory for the database and the blob store [default: ./forklift-data] (FORKLIFT_DATA_DIR).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Public URL used in generated files [default: http://<listen>] (FORKLIFT_BASE_URL).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL")]
     base_url: Option<String>,
     /// sqlite://PATH or postgres://… [default: sqlite://<data-dir>/forklift.db] (FORKLIFT_DATABASE_URL).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL")]
     database_url: Option<String>,
     /// Ordered, comma-separated channel list [default: qa,staging,prod] (FORKLIFT_CHANNELS).
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    #[arg(long, global = true, value_name = "LIST", value_delimiter = ',')]
     channels: Option<Vec<String>>,
     /// Largest accepted upload in bytes [default: 2 GiB] (FORKLIFT_MAX_UPLOAD_BYTES).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, global = true, value_name = "BYTES")]
     max_upload_bytes: Option<u64>,
     /// How long superseded metadata and removed packages stay servable, e.g. 1h (FORKLIFT_GRACE_PERIOD).
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, global = true, value_name = "DURATION")]
     grace_period: Option<String>,
     /// Armored OpenPGP secret key to sign metadata with [default: generated under
     /// <data-dir>/keys] (FORKLIFT_SIGNING_KEY). Its passphrase comes from
     /// FORKLIFT_SIGNING_KEY_PASSPHRASE or signing_key_passphrase_file, never a flag.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     signing_key: Option<PathBuf>,
 }
 
@@ -107,6 +137,8 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_env("FORKLIFT_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        // Logs go to stderr so stdout carries only results (token secrets, config).
+        .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
@@ -119,9 +151,13 @@ fn main() -> anyhow::Result<()> {
             if c.signing_key_next_passphrase.is_some() {
                 c.signing_key_next_passphrase = Some("***".into());
             }
+            if c.admin_token.is_some() {
+                c.admin_token = Some("***".into());
+            }
             println!("{c:#?}");
             Ok(())
         }
+        Command::Token { command, args } => token_command(command, &resolve(&args)?),
         Command::Serve(args) => {
             let config = resolve(&args)?;
             let listen = config.listen.clone();
@@ -136,4 +172,58 @@ fn main() -> anyhow::Result<()> {
             })
         }
     }
+}
+
+fn token_command(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
+    use forklift::service::{tokens, Actor};
+    let pool = forklift::db::connect(&config.database_url).context("opening the database")?;
+    let mut conn = pool.get().context("database connection")?;
+    let mut actor = Actor::system();
+    actor.name = "cli".into();
+    match cmd {
+        TokenCommand::Create {
+            name,
+            roles,
+            permissions,
+            expires_in,
+        } => {
+            let req = tokens::CreateToken {
+                name,
+                permissions,
+                roles,
+                expires_in,
+            };
+            let created = tokens::create(&mut conn, config, &req, &actor)?;
+            println!(
+                "created token {:?} with {}{}",
+                created.view.name,
+                created.view.permissions.join(" "),
+                created
+                    .view
+                    .expires_at
+                    .as_deref()
+                    .map(|e| format!(", expires {e}"))
+                    .unwrap_or_default()
+            );
+            println!("{}", created.token);
+        }
+        TokenCommand::List => {
+            for t in tokens::list(&mut conn)? {
+                println!(
+                    "{}\t{}\tcreated {} by {}\texpires {}\tlast used {}",
+                    t.name,
+                    t.permissions.join(" "),
+                    t.created_at,
+                    t.created_by,
+                    t.expires_at.as_deref().unwrap_or("never"),
+                    t.last_used_at.as_deref().unwrap_or("never"),
+                );
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            tokens::revoke(&mut conn, &name, &actor)?;
+            println!("revoked token {name:?}");
+        }
+    }
+    Ok(())
 }

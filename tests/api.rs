@@ -97,7 +97,7 @@ fn upload_and_promotion(b: Backend) {
         .collect();
     assert_eq!(kinds, vec!["uploaded", "added", "promoted", "promoted"]);
     for e in d["history"].as_array().expect("history") {
-        assert_eq!(e["actor"], "anonymous");
+        assert_eq!(e["actor"], "admin");
         assert_eq!(e["client"], "127.0.0.1");
     }
     assert!(d["downloads"]["prod"]
@@ -618,7 +618,10 @@ fn bulk_promotion_is_one_revision(b: Backend) {
     let r = send(
         "POST",
         &srv.api(&format!("/packages/{LIB}/promote")),
-        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Authorization", &format!("Bearer {ADMIN_TOKEN}")),
+        ],
         br#"{"to":"prod"}"#,
     );
     assert_eq!(r.status, 200, "{}", r.text());

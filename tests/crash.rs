@@ -16,6 +16,7 @@ fn spawn(data: &std::path::Path, port: u16) -> Child {
         .arg("--data-dir")
         .arg(data)
         .env("FORKLIFT_LOG", "warn")
+        .env("FORKLIFT_ADMIN_TOKEN", ADMIN_TOKEN)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -52,7 +53,9 @@ fn crash_mid_upload_leaves_a_consistent_store() {
         "forklift-lib-1.0-1.noarch.rpm",
     ] {
         let bytes = std::fs::read(fixture(f)).expect("fixture");
-        let r = ureq::put(&format!("{url}/api/v1/packages/{f}?channel=qa")).send_bytes(&bytes);
+        let r = ureq::put(&format!("{url}/api/v1/packages/{f}?channel=qa"))
+            .set("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+            .send_bytes(&bytes);
         assert_eq!(r.expect("upload").status(), 201);
     }
     let before = ureq::get(&format!("{url}/rpm/qa/repodata/repomd.xml"))
@@ -65,7 +68,7 @@ fn crash_mid_upload_leaves_a_consistent_store() {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     write!(
         s,
-        "PUT /api/v1/packages/big-1-1.x86_64.rpm?channel=qa HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n"
+        "PUT /api/v1/packages/big-1-1.x86_64.rpm?channel=qa HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: 50000000\r\n\r\n"
     )
     .expect("headers");
     let mut sent = 0;

@@ -77,6 +77,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    tokens (id) {
+        id -> BigInt,
+        name -> Text,
+        token_hash -> Text,
+        permissions -> Text,
+        created_at -> BigInt,
+        created_by -> Text,
+        expires_at -> Nullable<BigInt>,
+        last_used_at -> Nullable<BigInt>,
+        last_used_from -> Nullable<Text>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     packages,
     channels,
@@ -84,4 +99,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     revision_files,
     memberships,
     events,
+    tokens,
 );

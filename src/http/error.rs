@@ -54,7 +54,15 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(Body {
+        let mut r = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            // dnf (libcurl) and apt send Basic credentials after this challenge.
+            r.insert_header((
+                actix_web::http::header::WWW_AUTHENTICATE,
+                "Basic realm=\"forklift\", charset=\"UTF-8\"",
+            ));
+        }
+        r.json(Body {
             error: self.code,
             message: &self.message,
         })
@@ -72,6 +80,10 @@ impl From<ServiceError> for ApiError {
             E::Ambiguous(_) => (StatusCode::CONFLICT, "ambiguous_package"),
             E::NevraConflict { .. } => (StatusCode::CONFLICT, "package_exists"),
             E::PoolConflict { .. } => (StatusCode::CONFLICT, "pool_path_taken"),
+            E::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            E::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            E::TokenExists(_) => (StatusCode::CONFLICT, "token_exists"),
+            E::TokenNotFound(_) => (StatusCode::NOT_FOUND, "token_not_found"),
             E::UnsupportedType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_package_type",

@@ -1,16 +1,18 @@
 //! HTTP edge: the route table, thin handlers, error mapping and file serving.
 
+pub mod auth;
 pub mod channels;
 pub mod error;
 pub mod files;
 pub mod packages;
 pub mod repo;
+pub mod tokens;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 pub use error::ApiError;
 
-use crate::service::{Actor, Ctx};
+use crate::service::Ctx;
 
 /// JSON bodies are small commands; a bulk promotion names many builds
 /// (each id is 64 hex characters), so it gets room for tens of thousands.
@@ -55,7 +57,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/channels/{name}/revisions/{number}",
                     web::get().to(channels::revision),
                 )
-                .route("/channels/{name}/diff", web::get().to(channels::diff)),
+                .route("/channels/{name}/diff", web::get().to(channels::diff))
+                .route("/tokens", web::get().to(tokens::list))
+                .route("/tokens", web::post().to(tokens::create))
+                .route("/tokens/{name}", web::delete().to(tokens::revoke))
+                .route("/events", web::get().to(tokens::events)),
         )
         .route("/rpm/{file}", web::get().to(repo::repo_file))
         .route(
@@ -96,16 +102,6 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         req.method(),
         req.path()
     )))
-}
-
-/// Who is calling. Until tokens exist every caller is anonymous; the client
-/// address is still recorded on every change.
-pub fn actor(req: &HttpRequest) -> Actor {
-    let client = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
-    Actor::anonymous(client)
 }
 
 /// Runs blocking service code off the async workers.

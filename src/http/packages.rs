@@ -6,7 +6,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use super::{actor, blocking, ApiError};
+use super::auth::Caller;
+use super::{blocking, ApiError};
 use crate::service::packages::{self, Ingested, ListFilter};
 use crate::service::{channels, upload, Ctx};
 
@@ -59,16 +60,18 @@ fn ingested(i: Ingested) -> HttpResponse {
 pub async fn upload_raw(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
+    Caller(who): Caller,
     name: web::Path<String>,
     query: web::Query<UploadQuery>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // Before a byte of the body is read.
+    who.require_upload()?;
     let name = name.into_inner();
     upload::check_client_name(&name)?;
     check_channel(&ctx, &query.channel)?;
     check_declared_length(&ctx, &req)?;
     let received = upload::receive(&ctx, name, body).await?;
-    let who = actor(&req);
     let channel = query.into_inner().channel;
     let result = blocking(&ctx, move |c| packages::ingest(c, received, channel, &who)).await?;
     Ok(ingested(result))
@@ -79,9 +82,11 @@ pub async fn upload_raw(
 pub async fn upload_multipart(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
+    Caller(who): Caller,
     query: web::Query<UploadQuery>,
     mut form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
+    who.require_upload()?;
     check_channel(&ctx, &query.channel)?;
     check_declared_length(&ctx, &req)?;
     while let Some(field) = form.next().await {
@@ -96,8 +101,8 @@ pub async fn upload_multipart(
             continue;
         };
         let received = upload::receive(&ctx, filename, field).await?;
-        let who = actor(&req);
         let channel = query.into_inner().channel;
+        let who = who.clone();
         let result = blocking(&ctx, move |c| packages::ingest(c, received, channel, &who)).await?;
         return Ok(ingested(result));
     }
@@ -110,16 +115,22 @@ pub async fn upload_multipart(
 
 pub async fn list(
     ctx: web::Data<Ctx>,
+    Caller(who): Caller,
     q: web::Query<ListFilter>,
 ) -> Result<HttpResponse, ApiError> {
     let f = q.into_inner();
-    let list = blocking(&ctx, move |c| packages::list(c, &f)).await?;
+    // What the caller may see is decided per build by its channels.
+    let list = blocking(&ctx, move |c| packages::list(c, &f, &who)).await?;
     Ok(HttpResponse::Ok().json(list))
 }
 
-pub async fn detail(ctx: web::Data<Ctx>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn detail(
+    ctx: web::Data<Ctx>,
+    Caller(who): Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let d = blocking(&ctx, move |c| packages::detail(c, &id)).await?;
+    let d = blocking(&ctx, move |c| packages::detail(c, &id, &who)).await?;
     Ok(HttpResponse::Ok().json(d))
 }
 
@@ -131,13 +142,13 @@ pub struct PromoteBody {
 
 pub async fn promote(
     ctx: web::Data<Ctx>,
-    req: HttpRequest,
+    Caller(who): Caller,
     id: web::Path<String>,
     body: web::Json<PromoteBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let who = actor(&req);
     let to = body.into_inner().to;
+    who.require_promote(&to)?;
     let r = blocking(&ctx, move |c| channels::promote(c, &id, &to, &who)).await?;
     Ok(HttpResponse::Ok().json(r))
 }
@@ -152,13 +163,14 @@ pub struct DemoteBody {
 
 pub async fn demote(
     ctx: web::Data<Ctx>,
-    req: HttpRequest,
+    Caller(who): Caller,
     id: web::Path<String>,
     body: web::Json<DemoteBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let who = actor(&req);
     let b = body.into_inner();
+    // Later channels the demotion also touches are checked by the service.
+    who.require_promote(&b.from)?;
     let r = blocking(&ctx, move |c| {
         channels::demote(c, &id, &b.from, &b.reason, &who)
     })

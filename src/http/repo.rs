@@ -3,12 +3,14 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::auth::Caller;
 use super::{blocking, files, ApiError};
 use crate::service::{repo, Ctx};
 
 /// `/rpm/{channel}.repo`
 pub async fn repo_file(
     ctx: web::Data<Ctx>,
+    Caller(who): Caller,
     file: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let file = file.into_inner();
@@ -17,6 +19,7 @@ pub async fn repo_file(
             "no file {file:?}; try /rpm/<channel>.repo"
         )));
     };
+    ctx.require_read(&who, &channel)?;
     let text = blocking(&ctx, move |c| repo::repo_file(c, &channel)).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
@@ -28,9 +31,11 @@ pub async fn repo_file(
 pub async fn repodata(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
+    Caller(who): Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (channel, file) = path.into_inner();
+    ctx.require_read(&who, &channel)?;
     let name = file.clone();
     let served = blocking(&ctx, move |c| repo::repodata(c, &channel, &name))
         .await?
@@ -42,9 +47,11 @@ pub async fn repodata(
 pub async fn package(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
+    Caller(who): Caller,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (channel, sha, file) = path.into_inner();
+    ctx.require_read(&who, &channel)?;
     let name = file.clone();
     let served = blocking(&ctx, move |c| repo::package_file(c, &channel, &sha, &name))
         .await?
@@ -70,15 +77,18 @@ pub async fn public_key(ctx: web::Data<Ctx>) -> HttpResponse {
 /// `/deb/{channel}.sources` and `/deb/{channel}.pref`
 pub async fn deb_file(
     ctx: web::Data<Ctx>,
+    Caller(who): Caller,
     file: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let file = file.into_inner();
     if let Some(channel) = file.strip_suffix(".sources").map(str::to_string) {
+        ctx.require_read(&who, &channel)?;
         return Ok(text(
             blocking(&ctx, move |c| repo::sources_file(c, &channel)).await?,
         ));
     }
     if let Some(channel) = file.strip_suffix(".pref").map(str::to_string) {
+        ctx.require_read(&who, &channel)?;
         return Ok(text(
             blocking(&ctx, move |c| repo::pref_file(c, &channel)).await?,
         ));
@@ -92,9 +102,11 @@ pub async fn deb_file(
 pub async fn dists(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
+    Caller(who): Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (channel, rest) = path.into_inner();
+    ctx.require_read(&who, &channel)?;
     let name = rest.rsplit('/').next().unwrap_or_default().to_string();
     let served = blocking(&ctx, move |c| repo::dists(c, &channel, &rest))
         .await?
@@ -106,11 +118,13 @@ pub async fn dists(
 pub async fn pool(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
+    Caller(who): Caller,
     rest: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let pool_path = format!("pool/{}", rest.into_inner());
     let name = pool_path.rsplit('/').next().unwrap_or_default().to_string();
-    let served = blocking(&ctx, move |c| repo::pool_file(c, &pool_path))
+    // Which channels hold the file decides who may read it: the service checks.
+    let served = blocking(&ctx, move |c| repo::pool_file(c, &pool_path, &who))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("{name:?} is not in any channel")))?;
     files::respond(&ctx, &req, served, &name)

@@ -49,8 +49,8 @@ pub fn sync_channels(ctx: &Ctx) -> Result<(), ServiceError> {
     }
     drop(conn);
     let system = Actor {
-        name: "forklift".into(),
         client: "startup".into(),
+        ..Actor::system()
     };
     for name in &ctx.config.channels {
         let mut conn = ctx.conn()?;
@@ -105,11 +105,13 @@ fn channel_view(
     })
 }
 
-pub fn list_channels(ctx: &Ctx) -> Result<Vec<ChannelView>, ServiceError> {
+/// The channels the caller may read, in promotion order.
+pub fn list_channels(ctx: &Ctx, actor: &Actor) -> Result<Vec<ChannelView>, ServiceError> {
     let mut conn = ctx.conn()?;
     ctx.config
         .channels
         .iter()
+        .filter(|c| ctx.may_read(actor, c))
         .map(|c| channel_view(ctx, &mut conn, c))
         .collect()
 }
@@ -333,6 +335,11 @@ pub fn demote(
             p.filename
         )));
     }
+    // A demotion changes every later channel holding the build too, so the
+    // caller needs the right on each of them, not only on `from`.
+    for c in &affected {
+        actor.require_promote(c)?;
+    }
     // What each channel falls back to: the newest remaining build of this name/arch.
     let mut fell_back_to = BTreeMap::new();
     let mut fallback_ids = BTreeMap::new();
@@ -522,8 +529,8 @@ pub fn resign_expiring(ctx: &Ctx) -> Result<usize, ServiceError> {
     };
     let half = (valid_for.as_secs() / 2) as i64;
     let system = Actor {
-        name: "forklift".into(),
         client: "valid-until".into(),
+        ..Actor::system()
     };
     let mut done = 0;
     for name in &ctx.config.channels {

@@ -22,6 +22,14 @@ pub enum ServiceError {
     },
     #[error("the apt pool path {path} is taken by a different file ({existing}); Debian file names carry no epoch, so builds differing only in epoch cannot share a pool")]
     PoolConflict { path: String, existing: String },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("a live token named {0:?} exists already; revoke it first")]
+    TokenExists(String),
+    #[error("no live token named {0:?}")]
+    TokenNotFound(String),
     #[error("unsupported package type: {0}")]
     UnsupportedType(String),
     #[error("invalid package: {0}")]

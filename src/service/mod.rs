@@ -1,12 +1,15 @@
 //! Domain services: everything the HTTP layer calls. Blocking code (database,
 //! blob store) — the HTTP layer runs it via `web::block`.
 
+pub mod access;
+pub mod audit;
 pub mod channels;
 pub mod error;
 pub mod gc;
 pub mod packages;
 pub mod publish;
 pub mod repo;
+pub mod tokens;
 pub mod upload;
 pub mod views;
 
@@ -41,13 +44,31 @@ impl Ctx {
             .position(|c| c == name)
             .ok_or_else(|| ServiceError::ChannelNotFound(name.to_string()))
     }
+
+    /// Whether `actor` may read `channel`: through its token, or because the
+    /// channel is open to anonymous readers (which token holders are too).
+    pub fn may_read(&self, actor: &Actor, channel: &str) -> bool {
+        actor.grants.may_read(channel) || self.config.anonymous_read().allows(channel)
+    }
+
+    /// Fails with 401 for anonymous callers and 403 for tokens without the right.
+    pub fn require_read(&self, actor: &Actor, channel: &str) -> Result<(), ServiceError> {
+        if self.may_read(actor, channel) {
+            return Ok(());
+        }
+        Err(actor.denied(format!("reading channel {channel:?}")))
+    }
 }
 
-/// Who made a change, recorded on every event.
+/// Who is calling, and who made a change (recorded on every event).
 #[derive(Debug, Clone)]
 pub struct Actor {
+    /// The token's name; "anonymous" without one; "forklift" for the server itself.
     pub name: String,
+    /// The client's address.
     pub client: String,
+    pub grants: access::Grants,
+    pub authenticated: bool,
 }
 
 impl Actor {
@@ -55,7 +76,52 @@ impl Actor {
         Actor {
             name: "anonymous".into(),
             client: client.into(),
+            grants: access::Grants::default(),
+            authenticated: false,
         }
+    }
+
+    /// The server acting on its own (startup, background tasks).
+    pub fn system() -> Actor {
+        Actor {
+            name: "forklift".into(),
+            client: "local".into(),
+            grants: access::Grants::admin(),
+            authenticated: true,
+        }
+    }
+
+    /// The error for an action this caller may not take: 401 when no token
+    /// was presented (say who you are), 403 when the token lacks the right.
+    pub fn denied(&self, what: String) -> ServiceError {
+        if self.authenticated {
+            ServiceError::Forbidden(format!("token {:?} may not do this: {what}", self.name))
+        } else {
+            ServiceError::Unauthenticated(format!("{what} needs a token"))
+        }
+    }
+
+    pub fn require_upload(&self) -> Result<(), ServiceError> {
+        if self.grants.may_upload() {
+            return Ok(());
+        }
+        Err(self.denied("uploading needs the upload permission".into()))
+    }
+
+    pub fn require_promote(&self, channel: &str) -> Result<(), ServiceError> {
+        if self.grants.may_promote(channel) {
+            return Ok(());
+        }
+        Err(self.denied(format!(
+            "changing channel {channel:?} needs promote:{channel}"
+        )))
+    }
+
+    pub fn require_admin(&self) -> Result<(), ServiceError> {
+        if self.grants.is_admin() {
+            return Ok(());
+        }
+        Err(self.denied("this needs the admin permission".into()))
     }
 }
 

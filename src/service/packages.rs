@@ -511,7 +511,30 @@ pub struct ListFilter {
     pub offset: Option<i64>,
 }
 
-pub fn list(ctx: &Ctx, f: &ListFilter) -> Result<Vec<PackageView>, ServiceError> {
+/// The channels `actor` may read, or None when it may read every one.
+pub fn readable_channels(ctx: &Ctx, actor: &Actor) -> Option<Vec<String>> {
+    let all = &ctx.config.channels;
+    let r: Vec<String> = all
+        .iter()
+        .filter(|c| ctx.may_read(actor, c))
+        .cloned()
+        .collect();
+    (r.len() != all.len()).then_some(r)
+}
+
+/// Builds in no channel (just uploaded, or demoted everywhere) are visible to
+/// token holders, and to anonymous callers when reads are open at all.
+fn sees_unplaced(ctx: &Ctx, actor: &Actor) -> bool {
+    actor.authenticated || ctx.config.anonymous_read
+}
+
+/// Drops channels the caller may not read from a view.
+fn restrict(ctx: &Ctx, actor: &Actor, mut v: PackageView) -> PackageView {
+    v.channels.retain(|c| ctx.may_read(actor, c));
+    v
+}
+
+pub fn list(ctx: &Ctx, f: &ListFilter, actor: &Actor) -> Result<Vec<PackageView>, ServiceError> {
     let mut conn = ctx.conn()?;
     let mut q = packages::table
         .select(PackageSummary::as_select())
@@ -530,6 +553,25 @@ pub fn list(ctx: &Ctx, f: &ListFilter) -> Result<Vec<PackageView>, ServiceError>
             .select(memberships::package_id);
         q = q.filter(packages::id.eq_any(in_channel));
     }
+    // Builds only in channels the caller may not read stay invisible.
+    if let Some(readable) = readable_channels(ctx, actor) {
+        let in_readable = memberships::table
+            .filter(memberships::channel.eq_any(readable))
+            .filter(memberships::removed_in.is_null())
+            .select(memberships::package_id);
+        if sees_unplaced(ctx, actor) {
+            let placed = memberships::table
+                .filter(memberships::removed_in.is_null())
+                .select(memberships::package_id);
+            q = q.filter(
+                packages::id
+                    .eq_any(in_readable)
+                    .or(diesel::dsl::not(packages::id.eq_any(placed))),
+            );
+        } else {
+            q = q.filter(packages::id.eq_any(in_readable));
+        }
+    }
     let limit = f.limit.unwrap_or(1000).clamp(1, 10_000);
     let list = q
         .order((
@@ -540,21 +582,37 @@ pub fn list(ctx: &Ctx, f: &ListFilter) -> Result<Vec<PackageView>, ServiceError>
         .limit(limit)
         .offset(f.offset.unwrap_or(0).max(0))
         .load(&mut conn)?;
-    views(&mut conn, ctx, list)
+    Ok(views(&mut conn, ctx, list)?
+        .into_iter()
+        .map(|v| restrict(ctx, actor, v))
+        .collect())
 }
 
-pub fn detail(ctx: &Ctx, id: &str) -> Result<PackageDetail, ServiceError> {
+pub fn detail(ctx: &Ctx, id: &str, actor: &Actor) -> Result<PackageDetail, ServiceError> {
     let mut conn = ctx.conn()?;
     let p = resolve(&mut conn, id)?;
+    let full = view(&mut conn, ctx, p.clone())?;
+    let visible = if full.channels.is_empty() {
+        sees_unplaced(ctx, actor)
+    } else {
+        full.channels.iter().any(|c| ctx.may_read(actor, c))
+    };
+    if !visible {
+        if !actor.authenticated {
+            return Err(actor.denied(format!("reading package {id:?}")));
+        }
+        return Err(ServiceError::PackageNotFound(id.to_string()));
+    }
     let history: Vec<EventView> = events::table
         .filter(events::package_id.eq(&p.id))
         .order(events::id.asc())
         .select(EventRow::as_select())
         .load(&mut conn)?
         .into_iter()
+        .filter(|e| e.channel.as_deref().is_none_or(|c| ctx.may_read(actor, c)))
         .map(EventView::from)
         .collect();
-    let package = view(&mut conn, ctx, p)?;
+    let package = restrict(ctx, actor, full);
     let pool_path: Option<String> = packages::table
         .find(&package.id)
         .select(packages::pool_path)

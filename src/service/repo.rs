@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 
-use super::{now, Ctx, ServiceError};
+use super::{now, Actor, Ctx, ServiceError};
 use crate::db::schema::*;
 
 /// A file to serve from the blob store.
@@ -122,7 +122,12 @@ pub fn dists(ctx: &Ctx, channel: &str, rest: &str) -> Result<Option<Served>, Ser
 
 /// `/deb/pool/…`: the one shared pool. A file is served while some channel
 /// holds the build, and for the grace period after the last one dropped it.
-pub fn pool_file(ctx: &Ctx, pool_path: &str) -> Result<Option<Served>, ServiceError> {
+/// The caller must be able to read one of the channels the file is served for.
+pub fn pool_file(
+    ctx: &Ctx,
+    pool_path: &str,
+    actor: &Actor,
+) -> Result<Option<Served>, ServiceError> {
     let mut conn = ctx.conn()?;
     let pkg: Option<(String, i64, i64)> = packages::table
         .filter(packages::pool_path.eq(pool_path))
@@ -137,6 +142,7 @@ pub fn pool_file(ctx: &Ctx, pool_path: &str) -> Result<Option<Served>, ServiceEr
         .select((memberships::channel, memberships::removed_in))
         .load(&mut conn)?;
     let horizon = now() - ctx.config.grace_period.as_secs() as i64;
+    let mut hidden = false;
     for (channel, removed_in) in spans {
         let visible = match removed_in {
             None => true,
@@ -149,7 +155,9 @@ pub fn pool_file(ctx: &Ctx, pool_path: &str) -> Result<Option<Served>, ServiceEr
                     > horizon
             }
         };
-        if visible {
+        if visible && !ctx.may_read(actor, &channel) {
+            hidden = true;
+        } else if visible {
             return Ok(Some(Served {
                 blob: id,
                 size: size as u64,
@@ -157,6 +165,9 @@ pub fn pool_file(ctx: &Ctx, pool_path: &str) -> Result<Option<Served>, ServiceEr
                 immutable: true,
             }));
         }
+    }
+    if hidden {
+        return Err(actor.denied(format!("reading {pool_path:?}")));
     }
     Ok(None)
 }
@@ -231,16 +242,38 @@ pub fn repo_file(ctx: &Ctx, channel: &str) -> Result<String, ServiceError> {
          repo_gpgcheck=1\n\
          gpgkey={base}/keys/forklift.asc\n\
          metadata_expire=5m\n\
-         skip_if_unavailable=False\n"
+         skip_if_unavailable=False\n{}",
+        if ctx.config.anonymous_read().allows(channel) {
+            String::new()
+        } else {
+            // Never the caller's own token: secrets are not echoed into files.
+            format!(
+                "# {channel} is private: dnf sends these as HTTP Basic. Put a token with\n\
+                 # read:{channel} (or read) in place of TOKEN and make this file mode 0600.\n\
+                 username=forklift\n\
+                 password=TOKEN\n"
+            )
+        }
     ))
 }
 
 /// A ready deb822 sources file for a channel's apt suite.
 pub fn sources_file(ctx: &Ctx, channel: &str) -> Result<String, ServiceError> {
     ctx.channel_index(channel)?;
+    let base = &ctx.config.base_url;
+    let auth = if ctx.config.anonymous_read().allows(channel) {
+        String::new()
+    } else {
+        let machine = base.split_once("://").map(|(_, rest)| rest).unwrap_or(base);
+        format!(
+            "# {channel} is private: apt sends HTTP Basic credentials from auth.conf.\n\
+             # Create /etc/apt/auth.conf.d/forklift.conf (mode 0600) containing:\n\
+             #   machine {machine}/deb login forklift password TOKEN\n\
+             # with a token holding read:{channel} (or read) in place of TOKEN.\n"
+        )
+    };
     Ok(format!(
-        "Types: deb\nURIs: {}/deb\nSuites: {channel}\nComponents: main\nSigned-By: /etc/apt/keyrings/forklift.asc\n",
-        ctx.config.base_url
+        "{auth}Types: deb\nURIs: {base}/deb\nSuites: {channel}\nComponents: main\nSigned-By: /etc/apt/keyrings/forklift.asc\n"
     ))
 }
 

@@ -126,6 +126,7 @@ impl TestServer {
             base_url: Some(url.clone()),
             database_url,
             signing_key: Some(signing_key()),
+            admin_token: Some(ADMIN_TOKEN.to_string()),
             ..Layer::default()
         };
         tweak(&mut flags);
@@ -263,12 +264,20 @@ fn finish(r: Result<ureq::Response, ureq::Error>) -> Resp {
     }
 }
 
+/// The bootstrap admin token every test server starts with (FORKLIFT_ADMIN_TOKEN);
+/// the plain helpers below act as this admin.
+pub const ADMIN_TOKEN: &str = "fkl_test_admin_0123456789abcdef0123456789";
+
+fn admin(req: ureq::Request) -> ureq::Request {
+    req.set("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+}
+
 pub fn get(url: &str) -> Resp {
-    finish(agent().get(url).call())
+    finish(admin(agent().get(url)).call())
 }
 
 pub fn get_with(url: &str, headers: &[(&str, &str)]) -> Resp {
-    let mut req = agent().get(url);
+    let mut req = admin(agent().get(url));
     for (k, v) in headers {
         req = req.set(k, v);
     }
@@ -285,11 +294,29 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> R
 }
 
 pub fn put_bytes(url: &str, body: &[u8]) -> Resp {
-    finish(agent().put(url).send_bytes(body))
+    finish(admin(agent().put(url)).send_bytes(body))
 }
 
 pub fn post_json(url: &str, body: serde_json::Value) -> Resp {
-    finish(agent().post(url).send_json(body))
+    finish(admin(agent().post(url)).send_json(body))
+}
+
+/// A JSON request with the given token (None: anonymous).
+pub fn json_as(method: &str, url: &str, token: Option<&str>, body: serde_json::Value) -> Resp {
+    let mut req = agent().request(method, url);
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    finish(req.send_json(body))
+}
+
+/// A GET with the given token (None: anonymous).
+pub fn get_as(url: &str, token: Option<&str>) -> Resp {
+    let mut req = agent().get(url);
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    finish(req.call())
 }
 
 pub fn post_multipart(url: &str, field: &str, filename: &str, content: &[u8]) -> Resp {
@@ -304,8 +331,7 @@ pub fn post_multipart(url: &str, field: &str, filename: &str, content: &[u8]) ->
     body.extend_from_slice(content);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     finish(
-        agent()
-            .post(url)
+        admin(agent().post(url))
             .set(
                 "Content-Type",
                 &format!("multipart/form-data; boundary={boundary}"),

@@ -1,0 +1,52 @@
+//! /api/v1/tokens (admin): create, list, revoke; /api/v1/events: the audit log.
+
+use actix_web::{web, HttpResponse};
+
+use super::auth::Caller;
+use super::{blocking, ApiError};
+use crate::service::audit::{self, AuditQuery};
+use crate::service::tokens::{pooled, CreateToken};
+use crate::service::Ctx;
+
+pub async fn list(ctx: web::Data<Ctx>, Caller(who): Caller) -> Result<HttpResponse, ApiError> {
+    who.require_admin()?;
+    let v = blocking(&ctx, move |c| pooled::list(c, &who)).await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+/// The response carries the secret once; it is never retrievable again.
+pub async fn create(
+    ctx: web::Data<Ctx>,
+    Caller(who): Caller,
+    body: web::Json<CreateToken>,
+) -> Result<HttpResponse, ApiError> {
+    who.require_admin()?;
+    let req = body.into_inner();
+    let v = blocking(&ctx, move |c| pooled::create(c, &req, &who)).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(v))
+}
+
+pub async fn revoke(
+    ctx: web::Data<Ctx>,
+    Caller(who): Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    who.require_admin()?;
+    let name = name.into_inner();
+    let n = name.clone();
+    blocking(&ctx, move |c| pooled::revoke(c, &n, &who)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "revoked": name })))
+}
+
+pub async fn events(
+    ctx: web::Data<Ctx>,
+    Caller(who): Caller,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    who.require_admin()?;
+    let q = q.into_inner();
+    let v = blocking(&ctx, move |c| audit::events(c, &q, &who)).await?;
+    Ok(HttpResponse::Ok().json(v))
+}
