@@ -480,3 +480,64 @@ fn valid_until_is_renewed_before_it_lapses() {
     let (ok, out) = apt.update();
     assert!(ok, "{out}");
 }
+
+/// A private suite: apt-get update fails without credentials and works with
+/// the token in an auth.conf.d entry, as the served .sources file describes.
+#[test]
+fn apt_reads_a_private_suite_with_auth_conf() {
+    if !apt_available() {
+        return;
+    }
+    let Some(srv) = TestServer::start_with(Backend::Sqlite, |l| {
+        l.private_channels = Some(vec!["prod".into()]);
+    }) else {
+        return;
+    };
+    for f in [HELLO10, COMMON] {
+        assert_eq!(upload(&srv, &deb(f), Some("qa")).status, 201);
+        for to in ["staging", "prod"] {
+            assert_eq!(promote(&srv, f, to).status, 200);
+        }
+    }
+    let r = post_json(
+        &srv.api("/tokens"),
+        serde_json::json!({"name": "debian-hosts", "permissions": ["read:prod"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let token = r.json()["token"].as_str().expect("token").to_string();
+    let sources = get_as(&format!("{}/deb/prod.sources", srv.url), Some(&token)).text();
+    // The served hint names the exact auth.conf line.
+    let machine_line = sources
+        .lines()
+        .find_map(|l| l.trim_start_matches('#').trim().strip_prefix("machine "))
+        .map(|rest| format!("machine {rest}"))
+        .unwrap_or_else(|| panic!("no auth.conf hint in:\n{sources}"));
+
+    let apt = Apt::new();
+    let key = key_file(&srv, &apt);
+    apt.set_sources(&format!(
+        "deb [signed-by={}] {}/deb prod main",
+        key.display(),
+        srv.url
+    ));
+    let (ok, out) = apt.update();
+    assert!(!ok, "apt-get update succeeded without credentials:\n{out}");
+    assert!(out.contains("401"), "{out}");
+
+    std::fs::create_dir_all(apt.path("etc/apt/auth.conf.d")).expect("auth.conf.d");
+    let conf = apt.path("etc/apt/auth.conf.d/forklift.conf");
+    std::fs::write(&conf, machine_line.replace("TOKEN", &token) + "\n").expect("auth.conf");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let (ok, out) = apt.update();
+    assert!(ok, "apt-get update with auth.conf failed:\n{out}");
+    assert_eq!(apt.candidate("forklift-hello"), "1.0-1");
+    run(apt
+        .cmd("apt-get")
+        .args(["download", "-q", "forklift-hello"]));
+    let got = std::fs::read(apt.path("download").join(HELLO10)).expect("downloaded deb");
+    assert_eq!(got, std::fs::read(deb(HELLO10)).expect("fixture"));
+}

@@ -339,3 +339,68 @@ fn dnf_rejects_tampered_repomd_signature() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+/// A private channel: dnf fails without credentials and installs with a read
+/// token in the served .repo's username/password lines (HTTP Basic).
+#[test]
+fn dnf_reads_a_private_channel_with_a_token() {
+    if !dnf_available() {
+        return;
+    }
+    let Some(srv) = TestServer::start_with(Backend::Sqlite, |l| {
+        l.private_channels = Some(vec!["prod".into()]);
+    }) else {
+        return;
+    };
+    for f in [
+        "forklift-demo-1.0-1.x86_64.rpm",
+        "forklift-lib-1.0-1.noarch.rpm",
+    ] {
+        assert_eq!(upload(&srv, &fixture(f), Some("qa")).status, 201);
+        assert_eq!(promote(&srv, f, "staging").status, 200);
+        assert_eq!(promote(&srv, f, "prod").status, 200);
+    }
+    let r = post_json(
+        &srv.api("/tokens"),
+        serde_json::json!({"name": "prod-hosts", "permissions": ["read:prod"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let token = r.json()["token"].as_str().expect("token").to_string();
+    let repo = get_as(&format!("{}/rpm/prod.repo", srv.url), Some(&token)).text();
+    assert!(repo.contains("password=TOKEN"), "{repo}");
+
+    // As served (placeholder password): refused.
+    let dnf = Dnf::new();
+    dnf.add_repo_file("forklift-prod", &repo);
+    let out = dnf
+        .cmd()
+        .args(["install", "forklift-demo"])
+        .output()
+        .expect("dnf");
+    assert!(!out.status.success(), "dnf installed without credentials");
+    assert_eq!(
+        dnf.installed("forklift-demo"),
+        "package forklift-demo is not installed"
+    );
+    // Without any credentials lines at all: refused too.
+    let anonymous: String = repo
+        .lines()
+        .filter(|l| !l.starts_with("username=") && !l.starts_with("password="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    dnf.add_repo_file("forklift-prod", &anonymous);
+    let out = dnf
+        .cmd()
+        .args(["install", "forklift-demo"])
+        .output()
+        .expect("dnf");
+    assert!(!out.status.success(), "dnf installed anonymously");
+
+    // With the token: installs, repodata signature checked as usual.
+    dnf.add_repo_file(
+        "forklift-prod",
+        &repo.replace("password=TOKEN", &format!("password={token}")),
+    );
+    dnf.run(&["install", "forklift-demo"]);
+    assert_eq!(dnf.installed("forklift-demo"), "forklift-demo-1.0-1.x86_64");
+}

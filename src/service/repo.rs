@@ -264,12 +264,12 @@ pub fn sources_file(ctx: &Ctx, channel: &str) -> Result<String, ServiceError> {
     let auth = if ctx.config.anonymous_read().allows(channel) {
         String::new()
     } else {
-        let machine = base.split_once("://").map(|(_, rest)| rest).unwrap_or(base);
         format!(
             "# {channel} is private: apt sends HTTP Basic credentials from auth.conf.\n\
              # Create /etc/apt/auth.conf.d/forklift.conf (mode 0600) containing:\n\
-             #   machine {machine}/deb login forklift password TOKEN\n\
-             # with a token holding read:{channel} (or read) in place of TOKEN.\n"
+             #   machine {base}/deb login forklift password TOKEN\n\
+             # with a token holding read:{channel} (or read) in place of TOKEN. Keep the\n\
+             # scheme: apt applies entries without one to https only.\n"
         )
     };
     Ok(format!(
