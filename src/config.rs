@@ -214,6 +214,21 @@ pub fn valid_channel_name(name: &str) -> bool {
         && !name.starts_with('-')
 }
 
+/// A secret given directly (environment) wins over one read from a file; the
+/// file's trailing newline is not part of it.
+fn secret_from(
+    direct: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<String>, ConfigError> {
+    match (direct, file) {
+        (Some(s), _) => Ok(Some(s)),
+        (None, Some(f)) => std::fs::read_to_string(&f)
+            .map(|t| Some(t.trim_end_matches(['\n', '\r']).to_string()))
+            .map_err(|source| ConfigError::Read { path: f, source }),
+        (None, None) => Ok(None),
+    }
+}
+
 impl Config {
     /// Merges the layers over the built-in defaults and validates the result.
     pub fn resolve(file: Layer, env: Layer, flags: Layer) -> Result<Config, ConfigError> {
@@ -269,20 +284,8 @@ impl Config {
                 message: "must start with sqlite://, postgres:// or postgresql://".into(),
             });
         }
-        let signing_key_passphrase = match (l.signing_key_passphrase, l.signing_key_passphrase_file)
-        {
-            (Some(p), _) => Some(p),
-            (None, Some(f)) => Some(
-                std::fs::read_to_string(&f)
-                    .map_err(|source| ConfigError::Read {
-                        path: f.clone(),
-                        source,
-                    })?
-                    .trim_end_matches(['\n', '\r'])
-                    .to_string(),
-            ),
-            (None, None) => None,
-        };
+        let signing_key_passphrase =
+            secret_from(l.signing_key_passphrase, l.signing_key_passphrase_file)?;
         let apt_architectures = l.apt_architectures.unwrap_or_else(|| vec!["amd64".into()]);
         for a in &apt_architectures {
             if !crate::formats::deb::is_valid_architecture(a) || a == "all" {
@@ -327,19 +330,7 @@ impl Config {
                 });
             }
         }
-        let admin_token = match (l.admin_token, l.admin_token_file) {
-            (Some(t), _) => Some(t),
-            (None, Some(f)) => Some(
-                std::fs::read_to_string(&f)
-                    .map_err(|source| ConfigError::Read {
-                        path: f.clone(),
-                        source,
-                    })?
-                    .trim()
-                    .to_string(),
-            ),
-            (None, None) => None,
-        };
+        let admin_token = secret_from(l.admin_token, l.admin_token_file)?;
         if let Some(t) = &admin_token {
             if !crate::service::access::acceptable_supplied_token(t) {
                 return Err(ConfigError::Invalid {

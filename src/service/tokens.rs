@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::access::{self, Grants, Permission};
+use super::views::rfc3339;
 use super::{now, Actor, ServiceError};
 use crate::config::Config;
 use crate::db::models::{NewEvent, NewToken, TokenRow};
@@ -54,12 +55,6 @@ pub struct CreatedToken {
     pub view: TokenView,
     /// Shown once; only its hash is stored.
     pub token: String,
-}
-
-fn rfc3339(ts: i64) -> String {
-    chrono::DateTime::from_timestamp(ts, 0)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
 }
 
 fn view(row: &TokenRow) -> TokenView {

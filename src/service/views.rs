@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::db::models::{EventRow, PackageSummary, RevisionRow};
 
-fn rfc3339(ts: i64) -> String {
+pub(crate) fn rfc3339(ts: i64) -> String {
     chrono::DateTime::from_timestamp(ts, 0)
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
