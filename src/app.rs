@@ -27,6 +27,14 @@ pub enum StartupError {
 
 /// Opens storage and database, runs migrations and prepares the channels.
 pub fn init(config: Config) -> Result<Ctx, StartupError> {
+    init_with_clock(config, Arc::new(crate::service::SystemClock))
+}
+
+/// `init` with a chosen clock for promotion logic (tests use a manual one).
+pub fn init_with_clock(
+    config: Config,
+    clock: Arc<dyn crate::service::Clock>,
+) -> Result<Ctx, StartupError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartupError::DataDir(config.data_dir.display().to_string(), e))?;
     let store = crate::store::open_local(&config.data_dir)?;
@@ -48,8 +56,11 @@ pub fn init(config: Config) -> Result<Ctx, StartupError> {
         store: Arc::new(store),
         locks: Arc::new(ChannelLocks::default()),
         signer: Arc::new(signer),
+        clock,
     };
     channels::sync_channels(&ctx)?;
+    crate::service::gates::apply_config_policies(&ctx)?;
+    crate::service::scheduler::sync(&ctx)?;
     match crate::service::tokens::bootstrap(&mut *ctx.conn()?, &ctx.config)? {
         Bootstrap::Generated(path) => tracing::warn!(
             file = %path.display(),
@@ -87,9 +98,46 @@ pub fn server(ctx: Ctx, listener: TcpListener) -> Result<actix_web::dev::Server,
     Ok(server)
 }
 
-/// Periodic work inside the server's runtime: re-signing apt suites before their
-/// Valid-Until lapses. Failures are logged and retried on the next tick.
+/// Periodic work inside the server's runtime: automatic promotions, and
+/// re-signing apt suites before their Valid-Until lapses. Failures are logged
+/// and retried on the next tick.
 fn start_background(ctx: Ctx) {
+    start_scheduler(ctx.clone());
+    start_resigning(ctx);
+}
+
+fn start_scheduler(ctx: Ctx) {
+    let tick = ctx.config.scheduler_tick;
+    if tick.is_zero() {
+        return;
+    }
+    actix_web::rt::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        loop {
+            interval.tick().await;
+            let c = ctx.clone();
+            match web::block(move || crate::service::scheduler::run_due(&c)).await {
+                Ok(Ok(runs)) => {
+                    for r in runs {
+                        match &r.error {
+                            Some(e) => {
+                                tracing::warn!(channel = %r.run.channel, error = %e, "automatic promotion failed")
+                            }
+                            None if !r.run.promoted.is_empty() => {
+                                tracing::info!(channel = %r.run.channel, promoted = ?r.run.promoted, "automatic promotion")
+                            }
+                            None => {}
+                        }
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "scheduler failed"),
+                Err(e) => tracing::warn!(error = %e, "scheduler task failed"),
+            }
+        }
+    });
+}
+
+fn start_resigning(ctx: Ctx) {
     let Some(valid_for) = ctx.config.apt_valid_for else {
         return;
     };

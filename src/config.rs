@@ -58,6 +58,11 @@ pub struct Config {
     pub private_channels: Vec<String>,
     /// The bootstrap admin token (FORKLIFT_ADMIN_TOKEN or admin_token_file).
     pub admin_token: Option<String>,
+    /// Promotion policies by channel (`[policies.<channel>]`), applied at start.
+    pub policies: std::collections::BTreeMap<String, crate::service::policy::PolicySpec>,
+    /// How often the scheduler looks for due automatic promotions; zero
+    /// disables the background loop (tests drive it by hand).
+    pub scheduler_tick: Duration,
 }
 
 impl Config {
@@ -102,6 +107,8 @@ pub struct Layer {
     #[serde(skip)]
     pub admin_token: Option<String>,
     pub admin_token_file: Option<PathBuf>,
+    pub policies: Option<std::collections::BTreeMap<String, crate::service::policy::PolicySpec>>,
+    pub scheduler_tick: Option<String>,
 }
 
 impl Layer {
@@ -131,6 +138,8 @@ impl Layer {
             private_channels: over.private_channels.or(self.private_channels),
             admin_token: over.admin_token.or(self.admin_token),
             admin_token_file: over.admin_token_file.or(self.admin_token_file),
+            policies: over.policies.or(self.policies),
+            scheduler_tick: over.scheduler_tick.or(self.scheduler_tick),
         }
     }
 
@@ -184,6 +193,8 @@ impl Layer {
             }),
             admin_token: get("FORKLIFT_ADMIN_TOKEN"),
             admin_token_file: get("FORKLIFT_ADMIN_TOKEN_FILE").map(PathBuf::from),
+            policies: None,
+            scheduler_tick: get("FORKLIFT_SCHEDULER_TICK"),
         })
     }
 
@@ -339,6 +350,22 @@ impl Config {
                 });
             }
         }
+        let policies = l.policies.unwrap_or_default();
+        for (channel, spec) in &policies {
+            crate::service::policy::Policy::from_spec(channel, spec, &channels).map_err(|e| {
+                ConfigError::Invalid {
+                    key: format!("policies.{channel}"),
+                    message: e.message,
+                }
+            })?;
+        }
+        let scheduler_tick = match &l.scheduler_tick {
+            Some(v) => humantime::parse_duration(v).map_err(|e| ConfigError::Invalid {
+                key: "scheduler_tick".into(),
+                message: format!("{v:?}: {e}"),
+            })?,
+            None => Duration::from_secs(1),
+        };
         Ok(Config {
             listen,
             data_dir,
@@ -358,6 +385,8 @@ impl Config {
             anonymous_read: l.anonymous_read.unwrap_or(true),
             private_channels,
             admin_token,
+            policies,
+            scheduler_tick,
         })
     }
 
@@ -443,6 +472,19 @@ mod tests {
             ..Layer::default()
         }));
         assert!(toml::from_str::<Layer>("admin_token = \"x\"").is_err());
+    }
+
+    #[test]
+    fn policies_from_toml() {
+        let file: Layer = toml::from_str(
+            "[policies.prod]\nevery = \"1h\"\nsoak = \"1h\"\n[policies.staging]\ncron = \"15 10 * * *\"\ntimezone = \"Europe/Madrid\"\n",
+        )
+        .expect("toml");
+        let c = Config::resolve(file, Layer::default(), Layer::default()).expect("ok");
+        assert_eq!(c.policies.len(), 2);
+        assert_eq!(c.policies["prod"].soak.as_deref(), Some("1h"));
+        let bad: Layer = toml::from_str("[policies.qa]\nevery = \"1h\"\n").expect("toml");
+        assert!(Config::resolve(bad, Layer::default(), Layer::default()).is_err());
     }
 
     #[test]

@@ -9,61 +9,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::dnf::{dnf_available, Dnf};
 use common::*;
-
-fn dnf_available() -> bool {
-    if !(require_tool("dnf") && require_tool("rpm") && require_tool("createrepo_c")) {
-        return false;
-    }
-    require_root("dnf")
-}
-
-/// A dnf confined to an installroot and to the repos we give it; no plugins (the
-/// host's "local" plugin would otherwise add its own repository).
-struct Dnf {
-    root: tempfile::TempDir,
-    reposdir: PathBuf,
-}
-
-impl Dnf {
-    fn new() -> Dnf {
-        let root = tempfile::tempdir().expect("installroot");
-        let reposdir = root.path().join("forklift-repos.d");
-        std::fs::create_dir_all(&reposdir).expect("reposdir");
-        Dnf { root, reposdir }
-    }
-
-    fn add_repo_file(&self, name: &str, text: &str) {
-        std::fs::write(self.reposdir.join(format!("{name}.repo")), text).expect("repo file");
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("dnf");
-        // No --nogpgcheck: repositories with repo_gpgcheck=1 (the served .repo
-        // files) verify repomd.xml.asc on every refresh.
-        c.args(["-y", "--noplugins", "--refresh", "--releasever=12"])
-            .arg(format!("--installroot={}", self.root.path().display()))
-            .arg(format!("--setopt=reposdir={}", self.reposdir.display()))
-            .args([
-                "--setopt=install_weak_deps=False",
-                "--setopt=skip_if_unavailable=False",
-            ]);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        run(self.cmd().args(args))
-    }
-
-    fn installed(&self, name: &str) -> String {
-        let out = Command::new("rpm")
-            .arg(format!("--root={}", self.root.path().display()))
-            .args(["-q", name])
-            .output()
-            .expect("rpm -q");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
 
 fn dnf_install_upgrade_and_roll_back(b: Backend) {
     if !dnf_available() {

@@ -42,6 +42,12 @@ pub struct PackageSummary {
     pub summary: String,
     pub uploaded_at: i64,
     pub uploaded_by: String,
+    pub held_at: Option<i64>,
+    pub held_by: Option<String>,
+    pub held_reason: Option<String>,
+    pub discarded_at: Option<i64>,
+    pub discarded_by: Option<String>,
+    pub discard_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

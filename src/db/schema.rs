@@ -20,6 +20,12 @@ diesel::table! {
         other_xml -> Text,
         apt_stanza -> Nullable<Text>,
         pool_path -> Nullable<Text>,
+        held_at -> Nullable<BigInt>,
+        held_by -> Nullable<Text>,
+        held_reason -> Nullable<Text>,
+        discarded_at -> Nullable<BigInt>,
+        discarded_by -> Nullable<Text>,
+        discard_reason -> Nullable<Text>,
     }
 }
 
@@ -28,6 +34,9 @@ diesel::table! {
         name -> Text,
         position -> Integer,
         head -> Integer,
+        frozen_at -> Nullable<BigInt>,
+        frozen_by -> Nullable<Text>,
+        frozen_reason -> Nullable<Text>,
     }
 }
 
@@ -92,6 +101,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rejections (package_id, channel) {
+        package_id -> Text,
+        channel -> Text,
+        at -> BigInt,
+        actor -> Text,
+        reason -> Text,
+    }
+}
+
+diesel::table! {
+    policies (channel) {
+        channel -> Text,
+        spec -> Text,
+        updated_at -> BigInt,
+        updated_by -> Text,
+    }
+}
+
+diesel::table! {
+    schedules (channel) {
+        channel -> Text,
+        rule -> Text,
+        next_run_at -> BigInt,
+        last_run_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     packages,
     channels,
@@ -100,4 +137,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     memberships,
     events,
     tokens,
+    rejections,
+    policies,
+    schedules,
 );

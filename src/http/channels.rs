@@ -6,7 +6,8 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::{blocking, ApiError};
 use crate::service::channels::{self, RevisionQuery};
-use crate::service::Ctx;
+use crate::service::policy::PolicySpec;
+use crate::service::{gates, scheduler, Ctx};
 
 pub async fn list(ctx: web::Data<Ctx>, Caller(who): Caller) -> Result<HttpResponse, ApiError> {
     let v = blocking(&ctx, move |c| channels::list_channels(c, &who)).await?;
@@ -72,6 +73,9 @@ pub async fn diff(
 pub struct BulkBody {
     /// sha256 ids or canonical file names.
     pub packages: Vec<String>,
+    /// Promote held builds anyway (admin only).
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// `POST /api/v1/channels/{name}/promote {"packages": [...]}`: one revision.
@@ -82,11 +86,95 @@ pub async fn promote_many(
     body: web::Json<BulkBody>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    // Into the first channel this is an upload step; later, a promotion.
-    if !(ctx.channel_index(&name)? == 0 && who.grants.may_upload()) {
-        who.require_promote(&name)?;
-    }
-    let ids = body.into_inner().packages;
-    let r = blocking(&ctx, move |c| channels::promote_many(c, &ids, &name, &who)).await?;
+    // Who may promote into `name` is the channel's policy: the service decides.
+    let BulkBody { packages, force } = body.into_inner();
+    let r = blocking(&ctx, move |c| {
+        channels::promote_many(c, &packages, &name, force, &who)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(r))
+}
+
+/// `GET /api/v1/channels/{name}/policy`
+pub async fn policy(
+    ctx: web::Data<Ctx>,
+    Caller(who): Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    ctx.require_read(&who, &name)?;
+    let v = blocking(&ctx, move |c| gates::policy_view(c, &name)).await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+/// `PUT /api/v1/channels/{name}/policy` (admin)
+pub async fn set_policy(
+    ctx: web::Data<Ctx>,
+    Caller(who): Caller,
+    name: web::Path<String>,
+    body: web::Json<PolicySpec>,
+) -> Result<HttpResponse, ApiError> {
+    who.require_admin()?;
+    let name = name.into_inner();
+    let spec = body.into_inner();
+    let v = blocking(&ctx, move |c| gates::set_policy(c, &name, &spec, &who)).await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+/// `GET /api/v1/channels/{name}/candidates`: what may go on, and why not.
+pub async fn candidates(
+    ctx: web::Data<Ctx>,
+    Caller(who): Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    ctx.require_read(&who, &name)?;
+    let v = blocking(&ctx, move |c| gates::candidates(c, &name)).await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeBody {
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `POST /api/v1/channels/{name}/freeze {"reason"}`
+pub async fn freeze(
+    ctx: web::Data<Ctx>,
+    Caller(who): Caller,
+    name: web::Path<String>,
+    body: web::Json<FreezeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    who.require_promote(&name)?;
+    let reason = body.into_inner().reason;
+    let v = blocking(&ctx, move |c| {
+        gates::set_frozen(c, &name, Some(&reason), &who)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+/// `POST /api/v1/channels/{name}/unfreeze`
+pub async fn unfreeze(
+    ctx: web::Data<Ctx>,
+    Caller(who): Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    who.require_promote(&name)?;
+    let v = blocking(&ctx, move |c| gates::set_frozen(c, &name, None, &who)).await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+/// `POST /api/v1/scheduler/run` (admin): run every due automatic promotion now.
+pub async fn run_scheduler(
+    ctx: web::Data<Ctx>,
+    Caller(who): Caller,
+) -> Result<HttpResponse, ApiError> {
+    who.require_admin()?;
+    let v = blocking(&ctx, scheduler::run_due).await?;
+    Ok(HttpResponse::Ok().json(v))
 }

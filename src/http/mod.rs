@@ -42,6 +42,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/packages/{id}", web::get().to(packages::detail))
                 .route("/packages/{id}/promote", web::post().to(packages::promote))
                 .route("/packages/{id}/demote", web::post().to(packages::demote))
+                .route("/packages/{id}/hold", web::post().to(packages::hold))
+                .route("/packages/{id}/release", web::post().to(packages::release))
+                .route("/packages/{id}", web::delete().to(packages::discard))
                 .route("/channels", web::get().to(channels::list))
                 .route("/channels/{name}", web::get().to(channels::detail))
                 .service(
@@ -58,6 +61,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::get().to(channels::revision),
                 )
                 .route("/channels/{name}/diff", web::get().to(channels::diff))
+                .route("/channels/{name}/policy", web::get().to(channels::policy))
+                .route(
+                    "/channels/{name}/policy",
+                    web::put().to(channels::set_policy),
+                )
+                .route(
+                    "/channels/{name}/candidates",
+                    web::get().to(channels::candidates),
+                )
+                .route("/channels/{name}/freeze", web::post().to(channels::freeze))
+                .route(
+                    "/channels/{name}/unfreeze",
+                    web::post().to(channels::unfreeze),
+                )
+                .route("/scheduler/run", web::post().to(channels::run_scheduler))
                 .route("/tokens", web::get().to(tokens::list))
                 .route("/tokens", web::post().to(tokens::create))
                 .route("/tokens/{name}", web::delete().to(tokens::revoke))

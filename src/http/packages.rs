@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::{blocking, ApiError};
 use crate::service::packages::{self, Ingested, ListFilter};
-use crate::service::{channels, upload, Ctx};
+use crate::service::{channels, gates, upload, Ctx};
 
 #[derive(Debug, Deserialize)]
 pub struct UploadQuery {
@@ -138,6 +138,9 @@ pub async fn detail(
 #[serde(deny_unknown_fields)]
 pub struct PromoteBody {
     pub to: String,
+    /// Promote a held build anyway (admin only).
+    #[serde(default)]
+    pub force: bool,
 }
 
 pub async fn promote(
@@ -147,9 +150,9 @@ pub async fn promote(
     body: web::Json<PromoteBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let to = body.into_inner().to;
-    who.require_promote(&to)?;
-    let r = blocking(&ctx, move |c| channels::promote(c, &id, &to, &who)).await?;
+    let PromoteBody { to, force } = body.into_inner();
+    // Who may promote into `to` is the channel's policy: the service decides.
+    let r = blocking(&ctx, move |c| channels::promote(c, &id, &to, force, &who)).await?;
     Ok(HttpResponse::Ok().json(r))
 }
 
@@ -176,4 +179,55 @@ pub async fn demote(
     })
     .await?;
     Ok(HttpResponse::Ok().json(r))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `POST /api/v1/packages/{id}/hold {"reason"}`: the panic button.
+pub async fn hold(
+    ctx: web::Data<Ctx>,
+    Caller(who): Caller,
+    id: web::Path<String>,
+    body: web::Json<ReasonBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let reason = body.into_inner().reason;
+    let v = blocking(&ctx, move |c| gates::set_held(c, &id, Some(&reason), &who)).await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+/// `POST /api/v1/packages/{id}/release`
+pub async fn release(
+    ctx: web::Data<Ctx>,
+    Caller(who): Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let v = blocking(&ctx, move |c| gates::set_held(c, &id, None, &who)).await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DiscardQuery {
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `DELETE /api/v1/packages/{id}?reason=...` (admin): discard a build for good.
+pub async fn discard(
+    ctx: web::Data<Ctx>,
+    Caller(who): Caller,
+    id: web::Path<String>,
+    q: web::Query<DiscardQuery>,
+) -> Result<HttpResponse, ApiError> {
+    who.require_admin()?;
+    let id = id.into_inner();
+    let reason = q.into_inner().reason;
+    let v = blocking(&ctx, move |c| gates::discard(c, &id, &reason, &who)).await?;
+    Ok(HttpResponse::Ok().json(v))
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use diesel::prelude::*;
 
 use super::packages::{resolve, view, views};
-use super::publish::{commit, Change, ChannelOp, PendingEvent};
+use super::publish::{commit, Change, ChannelOp, PendingEvent, Reject};
 use super::views::*;
 use super::{Actor, Ctx, ServiceError};
 use crate::db::models::*;
@@ -102,6 +102,12 @@ fn channel_view(
         revision,
         repo_url: format!("{}/rpm/{name}/", ctx.config.base_url),
         repo_file: format!("{}/rpm/{name}.repo", ctx.config.base_url),
+        apt_sources: format!("{}/deb/{name}.sources", ctx.config.base_url),
+        frozen: super::gates::frozen(conn, name)?.map(|n| Marker {
+            by: n.by,
+            at: rfc3339(n.at),
+            reason: n.reason,
+        }),
     })
 }
 
@@ -251,11 +257,52 @@ pub fn diff(ctx: &Ctx, name: &str, from: i32, to: i32) -> Result<DiffView, Servi
     })
 }
 
+/// The manual gate into `to`: the channel's policy decides who may promote;
+/// a held build needs `force` and admin rights; a discarded one goes nowhere.
+fn manual_gate(
+    ctx: &Ctx,
+    conn: &mut DbConnection,
+    p: &PackageSummary,
+    to: &str,
+    actor: &Actor,
+    force: bool,
+) -> Result<(), ServiceError> {
+    if p.discarded_at.is_some() {
+        return Err(ServiceError::Discarded(format!(
+            "{} was discarded; it cannot be promoted",
+            p.filename
+        )));
+    }
+    let policy = super::gates::load_policy(conn, &ctx.config.channels, to)?;
+    let entry_upload = ctx.channel_index(to)? == 0 && actor.grants.may_upload();
+    if policy.require_permission && !entry_upload {
+        actor.require_promote(to)?;
+    } else if !actor.authenticated {
+        return Err(actor.denied(format!("promoting into {to:?}")));
+    }
+    if let Some(h) = super::gates::held(p) {
+        if !(force && actor.grants.is_admin()) {
+            return Err(ServiceError::Held(format!(
+                "{} is held by {} ({}); promoting it by hand needs \"force\": true and admin rights",
+                p.filename, h.by, h.reason
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Promotes a build into `to`, which must directly follow a channel holding it.
-pub fn promote(ctx: &Ctx, id: &str, to: &str, actor: &Actor) -> Result<ChangeResult, ServiceError> {
+pub fn promote(
+    ctx: &Ctx,
+    id: &str,
+    to: &str,
+    force: bool,
+    actor: &Actor,
+) -> Result<ChangeResult, ServiceError> {
     let idx = ctx.channel_index(to)?;
     let mut conn = ctx.conn()?;
     let p = resolve(&mut conn, id)?;
+    manual_gate(ctx, &mut conn, &p, to, actor, force)?;
     let held = super::packages::current_channels(&mut conn, &p.id)?;
     drop(conn);
     if held.iter().any(|c| c == to) {
@@ -293,8 +340,9 @@ pub fn promote(ctx: &Ctx, id: &str, to: &str, actor: &Actor) -> Result<ChangeRes
             package_id: Some(p.id.clone()),
             channel: Some(to.to_string()),
             reason: None,
-            detail: Some(serde_json::json!({ "from": source })),
+            detail: Some(serde_json::json!({ "from": source, "forced": force })),
         }],
+        ..Change::default()
     };
     let committed = commit(ctx, change, actor)?.map_err(|_| ServiceError::Contention)?;
     let mut conn = ctx.conn()?;
@@ -340,6 +388,15 @@ pub fn demote(
     for c in &affected {
         actor.require_promote(c)?;
     }
+    // Rejected for `from` and every later channel: never promoted there automatically.
+    let rejections: Vec<Reject> = ctx.config.channels[idx..]
+        .iter()
+        .map(|c| Reject {
+            package_id: p.id.clone(),
+            channel: c.clone(),
+            reason: reason.trim().to_string(),
+        })
+        .collect();
     // What each channel falls back to: the newest remaining build of this name/arch.
     let mut fell_back_to = BTreeMap::new();
     let mut fallback_ids = BTreeMap::new();
@@ -395,6 +452,8 @@ pub fn demote(
                 })),
             })
             .collect(),
+        rejections,
+        ..Change::default()
     };
     let committed = commit(ctx, change, actor)?.map_err(|_| ServiceError::Contention)?;
     let mut conn = ctx.conn()?;
@@ -430,6 +489,7 @@ pub fn promote_many(
     ctx: &Ctx,
     ids: &[String],
     to: &str,
+    force: bool,
     actor: &Actor,
 ) -> Result<BulkResult, ServiceError> {
     let idx = ctx.channel_index(to)?;
@@ -463,6 +523,7 @@ pub fn promote_many(
         if !seen.insert(p.id.clone()) {
             continue;
         }
+        manual_gate(ctx, &mut conn, &p, to, actor, force)?;
         if present.contains(&p.id) {
             already_present.push(p.id);
         } else if in_source.as_ref().is_some_and(|s| !s.contains(&p.id)) {
@@ -511,6 +572,7 @@ pub fn promote_many(
                 detail: detail.clone(),
             })
             .collect(),
+        ..Change::default()
     };
     let committed = commit(ctx, change, actor)?.map_err(|_| ServiceError::Contention)?;
     Ok(BulkResult {

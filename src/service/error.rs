@@ -22,6 +22,16 @@ pub enum ServiceError {
     },
     #[error("the apt pool path {path} is taken by a different file ({existing}); Debian file names carry no epoch, so builds differing only in epoch cannot share a pool")]
     PoolConflict { path: String, existing: String },
+    #[error("channel {channel:?} is frozen by {by}: {reason}")]
+    Frozen {
+        channel: String,
+        by: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Held(String),
+    #[error("{0}")]
+    Discarded(String),
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]

@@ -22,7 +22,10 @@ pub struct Swept {
 pub fn sweep(ctx: &Ctx, temp_age: Duration, blob_age: Duration) -> Result<Swept, ServiceError> {
     let temp_files = ctx.store.sweep_temp(temp_age)?;
     let mut conn = ctx.conn()?;
+    // A discarded build's file is deleted after its commit; a crash in between
+    // leaves it for this sweep.
     let mut referenced: HashSet<String> = packages::table
+        .filter(packages::discarded_at.is_null())
         .select(packages::id)
         .load::<String>(&mut conn)?
         .into_iter()

@@ -5,10 +5,13 @@ pub mod access;
 pub mod audit;
 pub mod channels;
 pub mod error;
+pub mod gates;
 pub mod gc;
 pub mod packages;
+pub mod policy;
 pub mod publish;
 pub mod repo;
+pub mod scheduler;
 pub mod tokens;
 pub mod upload;
 pub mod views;
@@ -30,6 +33,51 @@ pub struct Ctx {
     pub store: Arc<dyn BlobStore>,
     pub locks: Arc<ChannelLocks>,
     pub signer: Arc<crate::signing::Signer>,
+    /// Time for promotion decisions (revisions, soak, schedules); injectable so
+    /// tests can run a day in seconds.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The source of "now" for promotion logic.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> i64;
+    /// Waits `secs` seconds of this clock's time.
+    fn sleep(&self, secs: u64);
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        now()
+    }
+    fn sleep(&self, secs: u64) {
+        std::thread::sleep(std::time::Duration::from_secs(secs));
+    }
+}
+
+/// A clock that moves only when told to (tests, simulations).
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    pub fn new(start: i64) -> ManualClock {
+        ManualClock(std::sync::atomic::AtomicI64::new(start))
+    }
+    pub fn set(&self, t: i64) {
+        self.0.store(t, std::sync::atomic::Ordering::SeqCst);
+    }
+    pub fn advance(&self, secs: i64) {
+        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn sleep(&self, secs: u64) {
+        self.advance(secs as i64);
+    }
 }
 
 impl Ctx {

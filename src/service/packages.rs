@@ -95,6 +95,7 @@ pub fn ingest(
         new_package: Some(row.clone()),
         ops,
         events,
+        ..Change::default()
     };
     match commit(ctx, change, actor) {
         Ok(Ok(_)) => {}
@@ -137,6 +138,13 @@ fn already_stored(
     channel: Option<String>,
     actor: &Actor,
 ) -> Result<Ingested, ServiceError> {
+    if existing.discarded_at.is_some() {
+        return Err(ServiceError::Discarded(format!(
+            "{} was discarded ({}); a discarded build is never taken back",
+            existing.filename,
+            existing.discard_reason.as_deref().unwrap_or("")
+        )));
+    }
     if let Some(c) = channel {
         add_existing_to_entry(ctx, &existing, &c, actor)?;
     }
@@ -392,6 +400,7 @@ fn add_existing_to_entry(
             reason: None,
             detail: None,
         }],
+        ..Change::default()
     };
     let mut conn = ctx.conn()?;
     if current_channels(&mut conn, &p.id)?

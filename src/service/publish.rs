@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use diesel::prelude::*;
 
-use super::{now, Actor, Ctx, ServiceError};
+use super::{Actor, Ctx, ServiceError};
 use crate::db::models::*;
 use crate::db::schema::*;
 use crate::db::{is_unique_violation, DbConnection};
@@ -43,11 +43,23 @@ pub struct PendingEvent {
     pub detail: Option<serde_json::Value>,
 }
 
+/// A demotion's verdict: the build is never promoted automatically into this channel.
+#[derive(Debug, Clone)]
+pub struct Reject {
+    pub package_id: String,
+    pub channel: String,
+    pub reason: String,
+}
+
 /// One atomic change.
 #[derive(Debug, Clone, Default)]
 pub struct Change {
     /// A package row to insert in the same transaction (an upload).
     pub new_package: Option<PackageRow>,
+    /// Rejections to record in the same transaction (a demotion).
+    pub rejections: Vec<Reject>,
+    /// A build to mark discarded in the same transaction: (id, reason).
+    pub discard: Option<(String, String)>,
     pub ops: Vec<ChannelOp>,
     pub events: Vec<PendingEvent>,
     /// One line saying what happened, stored on each new revision.
@@ -69,6 +81,12 @@ enum Attempt {
     Failed(ServiceError),
 }
 
+impl From<ServiceError> for Attempt {
+    fn from(e: ServiceError) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
 impl From<diesel::result::Error> for Attempt {
     fn from(e: diesel::result::Error) -> Self {
         Attempt::Failed(e.into())
@@ -85,14 +103,14 @@ const MAX_SKEW_SECS: i64 = 5;
 /// Date must only increase, at one-second resolution) and never more than
 /// MAX_SKEW_SECS ahead of the clock. A channel republished faster than once a
 /// second therefore waits (under its lock) for the clock to catch up.
-fn revision_time(prev: Option<i64>) -> i64 {
-    let Some(prev) = prev else { return now() };
-    let t = now().max(prev + 1);
-    let ahead = t - now();
+fn revision_time(clock: &dyn super::Clock, prev: Option<i64>) -> i64 {
+    let Some(prev) = prev else {
+        return clock.now();
+    };
+    let t = clock.now().max(prev + 1);
+    let ahead = t - clock.now();
     if ahead > MAX_SKEW_SECS {
-        std::thread::sleep(std::time::Duration::from_secs(
-            (ahead - MAX_SKEW_SECS) as u64,
-        ));
+        clock.sleep((ahead - MAX_SKEW_SECS) as u64);
     }
     t
 }
@@ -131,6 +149,8 @@ struct Planned {
     created_at: i64,
     add: Vec<String>,
     remove: Vec<String>,
+    /// Removed by retention (also in `remove`).
+    retired: Vec<String>,
     count: i32,
     files: Vec<(String, String, i64)>,
 }
@@ -180,13 +200,40 @@ fn attempt(
         if add.is_empty() && remove.is_empty() && ch.head > 0 && !op.force {
             continue;
         }
+        if !(add.is_empty() && remove.is_empty()) {
+            if let Some(f) = super::gates::frozen(conn, &op.channel)? {
+                return Err(Attempt::Failed(ServiceError::Frozen {
+                    channel: op.channel.clone(),
+                    by: f.by,
+                    reason: f.reason,
+                }));
+            }
+        }
         let mut members = current;
         for id in &remove {
             members.remove(id);
         }
         members.extend(add.iter().cloned());
+        // Retention: beyond the newest K builds of a name, older ones leave.
+        let retired = if add.is_empty() {
+            Vec::new()
+        } else {
+            super::gates::retention_overflow(
+                ctx,
+                conn,
+                &op.channel,
+                &members,
+                &add,
+                change.new_package.as_ref(),
+            )?
+        };
+        for id in &retired {
+            members.remove(id);
+        }
+        let mut remove = remove;
+        remove.extend(retired.iter().cloned());
         // Last-Modified must strictly increase per publication, even within a second.
-        let created_at = revision_time(prev_created);
+        let created_at = revision_time(ctx.clock.as_ref(), prev_created);
         let rendered = render_channel(
             ctx,
             conn,
@@ -210,6 +257,7 @@ fn attempt(
             created_at,
             add,
             remove,
+            retired,
             count: members.len() as i32,
             files,
         });
@@ -260,6 +308,16 @@ fn attempt(
             .execute(conn)?;
             if moved != 1 {
                 return Err(Attempt::Lost);
+            }
+            // A freeze that landed after the check above wins over this change.
+            if !(p.add.is_empty() && p.remove.is_empty()) {
+                if let Some(f) = super::gates::frozen(conn, &p.channel)? {
+                    return Err(Attempt::Failed(ServiceError::Frozen {
+                        channel: p.channel.clone(),
+                        by: f.by,
+                        reason: f.reason,
+                    }));
+                }
             }
             diesel::update(
                 revisions::table
@@ -323,10 +381,31 @@ fn attempt(
             }
             committed.revisions.insert(p.channel.clone(), next);
         }
-        let at = now();
+        let at = ctx.clock.now();
+        for r in &change.rejections {
+            super::gates::record_rejection(conn, r, actor, at)?;
+        }
+        if let Some((id, reason)) = &change.discard {
+            super::gates::mark_discarded(conn, id, reason, actor, at)?;
+        }
+        let retirements: Vec<PendingEvent> = planned
+            .iter()
+            .flat_map(|p| {
+                p.retired.iter().map(|id| PendingEvent {
+                    kind: "retired",
+                    package_id: Some(id.clone()),
+                    channel: Some(p.channel.clone()),
+                    reason: Some(
+                        "retention: older than the newest builds the channel keeps".into(),
+                    ),
+                    detail: None,
+                })
+            })
+            .collect();
         let events: Vec<NewEvent> = change
             .events
             .iter()
+            .chain(retirements.iter())
             .map(|e| NewEvent {
                 at,
                 kind: e.kind.to_string(),

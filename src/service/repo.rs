@@ -131,6 +131,7 @@ pub fn pool_file(
     let mut conn = ctx.conn()?;
     let pkg: Option<(String, i64, i64)> = packages::table
         .filter(packages::pool_path.eq(pool_path))
+        .filter(packages::discarded_at.is_null())
         .select((packages::id, packages::size, packages::uploaded_at))
         .first(&mut conn)
         .optional()?;
@@ -184,6 +185,7 @@ pub fn package_file(
     let mut conn = ctx.conn()?;
     let pkg: Option<(String, i64, i64)> = packages::table
         .find(sha)
+        .filter(packages::discarded_at.is_null())
         .select((packages::filename, packages::size, packages::uploaded_at))
         .first(&mut conn)
         .optional()?;

@@ -27,11 +27,37 @@ pub struct PackageView {
     pub uploaded_by: String,
     /// Channels that currently hold this build, in promotion order.
     pub channels: Vec<String>,
+    /// The panic button: never promoted automatically while set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Marker>,
+    /// A discarded build: out of every channel, file deleted, history kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discarded: Option<Marker>,
+}
+
+/// Who set a flag on a build, when and why.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Marker {
+    pub by: String,
+    pub at: String,
+    pub reason: String,
+}
+
+fn marker(at: Option<i64>, by: &Option<String>, reason: &Option<String>) -> Option<Marker> {
+    at.map(|at| Marker {
+        by: by.clone().unwrap_or_default(),
+        at: rfc3339(at),
+        reason: reason.clone().unwrap_or_default(),
+    })
 }
 
 impl PackageView {
     pub fn new(p: PackageSummary, channels: Vec<String>) -> PackageView {
+        let held = marker(p.held_at, &p.held_by, &p.held_reason);
+        let discarded = marker(p.discarded_at, &p.discarded_by, &p.discard_reason);
         PackageView {
+            held,
+            discarded,
             id: p.id,
             kind: p.kind,
             name: p.name,
@@ -131,6 +157,10 @@ pub struct ChannelView {
     pub revision: Option<RevisionView>,
     pub repo_url: String,
     pub repo_file: String,
+    pub apt_sources: String,
+    /// Who froze the channel and why; absent when it is not frozen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frozen: Option<Marker>,
 }
 
 #[derive(Debug, Clone, Serialize)]

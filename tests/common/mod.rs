@@ -2,6 +2,7 @@
 //! SQLite or on a throwaway PostgreSQL cluster; plus tool checks and HTTP helpers.
 #![allow(dead_code)]
 
+pub mod dnf;
 pub mod pg;
 
 use std::net::TcpListener;
@@ -82,6 +83,7 @@ pub struct TestServer {
     pub url: String,
     pub data_dir: tempfile::TempDir,
     pub config: Config,
+    pub ctx: forklift::service::Ctx,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -108,6 +110,20 @@ impl TestServer {
     }
 
     pub fn start_with(backend: Backend, tweak: impl FnOnce(&mut Layer)) -> Option<TestServer> {
+        Self::start_full(
+            backend,
+            std::sync::Arc::new(forklift::service::SystemClock),
+            tweak,
+        )
+    }
+
+    /// A server whose promotion logic runs on `clock` (a `ManualClock` makes a
+    /// day pass in a test); the test keeps `ctx` to drive the scheduler.
+    pub fn start_full(
+        backend: Backend,
+        clock: std::sync::Arc<dyn forklift::service::Clock>,
+        tweak: impl FnOnce(&mut Layer),
+    ) -> Option<TestServer> {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let database_url = match backend {
             Backend::Sqlite => None,
@@ -132,9 +148,10 @@ impl TestServer {
         tweak(&mut flags);
         let config = Config::resolve(Layer::default(), Layer::default(), flags).expect("config");
         let (tx, rx) = std::sync::mpsc::channel();
-        let cfg = config.clone();
+        let ctx = forklift::app::init_with_clock(config.clone(), clock).expect("init");
+        let server_ctx = ctx.clone();
         let thread = std::thread::spawn(move || {
-            let ctx = forklift::app::init(cfg).expect("init");
+            let ctx = server_ctx;
             actix_web::rt::System::new().block_on(async move {
                 let server = forklift::app::server(ctx, listener).expect("server");
                 tx.send(server.handle()).expect("send handle");
@@ -148,6 +165,7 @@ impl TestServer {
             url,
             data_dir,
             config,
+            ctx,
             handle,
             thread: Some(thread),
         })

@@ -1,0 +1,12 @@
+DROP TABLE schedules;
+DROP TABLE policies;
+DROP TABLE rejections;
+ALTER TABLE packages DROP COLUMN discard_reason;
+ALTER TABLE packages DROP COLUMN discarded_by;
+ALTER TABLE packages DROP COLUMN discarded_at;
+ALTER TABLE packages DROP COLUMN held_reason;
+ALTER TABLE packages DROP COLUMN held_by;
+ALTER TABLE packages DROP COLUMN held_at;
+ALTER TABLE channels DROP COLUMN frozen_reason;
+ALTER TABLE channels DROP COLUMN frozen_by;
+ALTER TABLE channels DROP COLUMN frozen_at;
