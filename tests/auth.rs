@@ -421,6 +421,11 @@ fn private_channels_need_read_rights(b: Backend) {
         .map(|c| c["name"].as_str().expect("n").to_string())
         .collect();
     assert_eq!(channels, vec!["staging"]);
+    // A public channel's listing does not reveal the private channels its builds are in.
+    let staging = get_as(&srv.api("/channels/staging"), None).json();
+    for p in staging["packages"].as_array().expect("packages") {
+        assert_eq!(p["channels"], serde_json::json!(["staging"]), "{p}");
+    }
 }
 
 fn closed_server_refuses_anonymous_reads(b: Backend) {

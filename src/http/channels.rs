@@ -21,7 +21,7 @@ pub async fn detail(
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
     ctx.require_read(&who, &name)?;
-    let v = blocking(&ctx, move |c| channels::channel_detail(c, &name)).await?;
+    let v = blocking(&ctx, move |c| channels::channel_detail(c, &name, &who)).await?;
     Ok(HttpResponse::Ok().json(v))
 }
 
@@ -45,7 +45,10 @@ pub async fn revision(
 ) -> Result<HttpResponse, ApiError> {
     let (name, number) = path.into_inner();
     ctx.require_read(&who, &name)?;
-    let v = blocking(&ctx, move |c| channels::revision_detail(c, &name, number)).await?;
+    let v = blocking(&ctx, move |c| {
+        channels::revision_detail(c, &name, number, &who)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(v))
 }
 
@@ -64,7 +67,7 @@ pub async fn diff(
     let name = name.into_inner();
     ctx.require_read(&who, &name)?;
     let DiffQuery { from, to } = q.into_inner();
-    let v = blocking(&ctx, move |c| channels::diff(c, &name, from, to)).await?;
+    let v = blocking(&ctx, move |c| channels::diff(c, &name, from, to, &who)).await?;
     Ok(HttpResponse::Ok().json(v))
 }
 

@@ -142,10 +142,12 @@ fn members_at(
         .collect())
 }
 
+/// Views of the builds, each listing only the channels `actor` may read.
 fn package_views(
     ctx: &Ctx,
     conn: &mut DbConnection,
     ids: impl IntoIterator<Item = String>,
+    actor: &Actor,
 ) -> Result<Vec<PackageView>, ServiceError> {
     let ids: Vec<String> = ids.into_iter().collect();
     let mut list = Vec::with_capacity(ids.len());
@@ -165,15 +167,19 @@ fn package_views(
             )
         })
     });
-    views(conn, ctx, list)
+    let mut out = views(conn, ctx, list)?;
+    for v in &mut out {
+        v.channels.retain(|c| ctx.may_read(actor, c));
+    }
+    Ok(out)
 }
 
-pub fn channel_detail(ctx: &Ctx, name: &str) -> Result<ChannelDetail, ServiceError> {
+pub fn channel_detail(ctx: &Ctx, name: &str, actor: &Actor) -> Result<ChannelDetail, ServiceError> {
     let mut conn = ctx.conn()?;
     let channel = channel_view(ctx, &mut conn, name)?;
     let head = channel.revision.as_ref().map(|r| r.number).unwrap_or(0);
     let ids = members_at(&mut conn, name, head)?;
-    let packages = package_views(ctx, &mut conn, ids)?;
+    let packages = package_views(ctx, &mut conn, ids, actor)?;
     Ok(ChannelDetail { channel, packages })
 }
 
@@ -212,7 +218,12 @@ pub fn revisions(
         .collect())
 }
 
-pub fn revision_detail(ctx: &Ctx, name: &str, number: i32) -> Result<RevisionDetail, ServiceError> {
+pub fn revision_detail(
+    ctx: &Ctx,
+    name: &str,
+    number: i32,
+    actor: &Actor,
+) -> Result<RevisionDetail, ServiceError> {
     ctx.channel_index(name)?;
     let mut conn = ctx.conn()?;
     let rev: RevisionRow = revisions::table
@@ -223,14 +234,20 @@ pub fn revision_detail(ctx: &Ctx, name: &str, number: i32) -> Result<RevisionDet
         .optional()?
         .ok_or_else(|| ServiceError::RevisionNotFound(name.to_string(), number))?;
     let ids = members_at(&mut conn, name, number)?;
-    let packages = package_views(ctx, &mut conn, ids)?;
+    let packages = package_views(ctx, &mut conn, ids, actor)?;
     Ok(RevisionDetail {
         revision: rev.into(),
         packages,
     })
 }
 
-pub fn diff(ctx: &Ctx, name: &str, from: i32, to: i32) -> Result<DiffView, ServiceError> {
+pub fn diff(
+    ctx: &Ctx,
+    name: &str,
+    from: i32,
+    to: i32,
+    actor: &Actor,
+) -> Result<DiffView, ServiceError> {
     ctx.channel_index(name)?;
     let mut conn = ctx.conn()?;
     for n in [from, to] {
@@ -246,8 +263,8 @@ pub fn diff(ctx: &Ctx, name: &str, from: i32, to: i32) -> Result<DiffView, Servi
     }
     let a = members_at(&mut conn, name, from)?;
     let b = members_at(&mut conn, name, to)?;
-    let added = package_views(ctx, &mut conn, b.difference(&a).cloned())?;
-    let removed = package_views(ctx, &mut conn, a.difference(&b).cloned())?;
+    let added = package_views(ctx, &mut conn, b.difference(&a).cloned(), actor)?;
+    let removed = package_views(ctx, &mut conn, a.difference(&b).cloned(), actor)?;
     Ok(DiffView {
         channel: name.to_string(),
         from,
