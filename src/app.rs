@@ -61,6 +61,7 @@ pub fn init_with_clock(
     channels::sync_channels(&ctx)?;
     crate::service::gates::apply_config_policies(&ctx)?;
     crate::service::scheduler::sync(&ctx)?;
+    crate::service::webhooks::apply_config(&ctx)?;
     match crate::service::tokens::bootstrap(&mut *ctx.conn()?, &ctx.config)? {
         Bootstrap::Generated(path) => tracing::warn!(
             file = %path.display(),
@@ -102,8 +103,31 @@ pub fn server(ctx: Ctx, listener: TcpListener) -> Result<actix_web::dev::Server,
 /// re-signing apt suites before their Valid-Until lapses. Failures are logged
 /// and retried on the next tick.
 fn start_background(ctx: Ctx) {
+    start_webhooks(ctx.clone());
     start_scheduler(ctx.clone());
     start_resigning(ctx);
+}
+
+/// The delivery worker: one pass per tick over every active subscription.
+fn start_webhooks(ctx: Ctx) {
+    let tick = ctx.config.webhook_tick;
+    if tick.is_zero() {
+        return;
+    }
+    let agent = crate::service::webhooks::http_agent(&ctx);
+    actix_web::rt::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let (c, a) = (ctx.clone(), agent.clone());
+            match web::block(move || crate::service::webhooks::deliver_due(&c, &a)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "webhook delivery pass failed"),
+                Err(e) => tracing::warn!(error = %e, "webhook task failed"),
+            }
+        }
+    });
 }
 
 fn start_scheduler(ctx: Ctx) {

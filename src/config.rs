@@ -63,6 +63,19 @@ pub struct Config {
     /// How often the scheduler looks for due automatic promotions; zero
     /// disables the background loop (tests drive it by hand).
     pub scheduler_tick: Duration,
+    /// Webhook subscriptions by name (`[webhooks.<name>]`), applied at start.
+    pub webhooks: crate::service::webhooks::ConfigWebhooks,
+    /// Allow webhook targets on loopback, private and link-local addresses.
+    pub webhook_allow_internal: bool,
+    pub webhook_timeout: Duration,
+    /// First retry delay; doubles per attempt (with jitter), capped at 1 h.
+    pub webhook_retry_base: Duration,
+    /// An event is given up after this long of failed attempts.
+    pub webhook_max_age: Duration,
+    /// A subscription is disabled after this many consecutive failures.
+    pub webhook_max_failures: u32,
+    /// How often the delivery worker looks for work; zero disables it.
+    pub webhook_tick: Duration,
 }
 
 impl Config {
@@ -109,6 +122,13 @@ pub struct Layer {
     pub admin_token_file: Option<PathBuf>,
     pub policies: Option<std::collections::BTreeMap<String, crate::service::policy::PolicySpec>>,
     pub scheduler_tick: Option<String>,
+    pub webhooks: Option<crate::service::webhooks::ConfigWebhooks>,
+    pub webhook_allow_internal: Option<bool>,
+    pub webhook_timeout: Option<String>,
+    pub webhook_retry_base: Option<String>,
+    pub webhook_max_age: Option<String>,
+    pub webhook_max_failures: Option<u32>,
+    pub webhook_tick: Option<String>,
 }
 
 impl Layer {
@@ -140,6 +160,13 @@ impl Layer {
             admin_token_file: over.admin_token_file.or(self.admin_token_file),
             policies: over.policies.or(self.policies),
             scheduler_tick: over.scheduler_tick.or(self.scheduler_tick),
+            webhooks: over.webhooks.or(self.webhooks),
+            webhook_allow_internal: over.webhook_allow_internal.or(self.webhook_allow_internal),
+            webhook_timeout: over.webhook_timeout.or(self.webhook_timeout),
+            webhook_retry_base: over.webhook_retry_base.or(self.webhook_retry_base),
+            webhook_max_age: over.webhook_max_age.or(self.webhook_max_age),
+            webhook_max_failures: over.webhook_max_failures.or(self.webhook_max_failures),
+            webhook_tick: over.webhook_tick.or(self.webhook_tick),
         }
     }
 
@@ -195,6 +222,14 @@ impl Layer {
             admin_token_file: get("FORKLIFT_ADMIN_TOKEN_FILE").map(PathBuf::from),
             policies: None,
             scheduler_tick: get("FORKLIFT_SCHEDULER_TICK"),
+            webhooks: None,
+            webhook_allow_internal: get("FORKLIFT_WEBHOOK_ALLOW_INTERNAL")
+                .map(|v| matches!(v.as_str(), "true" | "1" | "yes")),
+            webhook_timeout: get("FORKLIFT_WEBHOOK_TIMEOUT"),
+            webhook_retry_base: get("FORKLIFT_WEBHOOK_RETRY_BASE"),
+            webhook_max_age: get("FORKLIFT_WEBHOOK_MAX_AGE"),
+            webhook_max_failures: None,
+            webhook_tick: get("FORKLIFT_WEBHOOK_TICK"),
         })
     }
 
@@ -359,13 +394,31 @@ impl Config {
                 }
             })?;
         }
-        let scheduler_tick = match &l.scheduler_tick {
+        let duration = |key: &str, v: &Option<String>, default: Duration| match v {
             Some(v) => humantime::parse_duration(v).map_err(|e| ConfigError::Invalid {
-                key: "scheduler_tick".into(),
+                key: key.into(),
                 message: format!("{v:?}: {e}"),
-            })?,
-            None => Duration::from_secs(1),
+            }),
+            None => Ok(default),
         };
+        let scheduler_tick = duration("scheduler_tick", &l.scheduler_tick, Duration::from_secs(1))?;
+        let webhook_timeout = duration(
+            "webhook_timeout",
+            &l.webhook_timeout,
+            Duration::from_secs(10),
+        )?;
+        let webhook_retry_base = duration(
+            "webhook_retry_base",
+            &l.webhook_retry_base,
+            Duration::from_secs(5),
+        )?;
+        let webhook_max_age = duration(
+            "webhook_max_age",
+            &l.webhook_max_age,
+            Duration::from_secs(24 * 3600),
+        )?;
+        let webhook_tick = duration("webhook_tick", &l.webhook_tick, Duration::from_secs(1))?;
+        let webhook_max_failures = l.webhook_max_failures.unwrap_or(50).max(1);
         Ok(Config {
             listen,
             data_dir,
@@ -387,6 +440,13 @@ impl Config {
             admin_token,
             policies,
             scheduler_tick,
+            webhooks: l.webhooks.unwrap_or_default(),
+            webhook_allow_internal: l.webhook_allow_internal.unwrap_or(false),
+            webhook_timeout,
+            webhook_retry_base,
+            webhook_max_age,
+            webhook_max_failures,
+            webhook_tick,
         })
     }
 

@@ -137,3 +137,17 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
 }
+
+/// Events are the webhook outbox, read in id order. On PostgreSQL an id is
+/// taken at insert but becomes visible at commit, so two transactions could
+/// commit out of id order and a reader could pass over an event for good.
+/// Taking this transaction-scoped lock before inserting events serialises the
+/// writers of events (SQLite serialises all writers already). The one
+/// backend-specific statement of the outbox.
+pub fn lock_event_log(conn: &mut DbConnection) -> Result<(), diesel::result::Error> {
+    use diesel::RunQueryDsl;
+    if let DbConnection::Pg(c) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(70310001)").execute(c)?;
+    }
+    Ok(())
+}

@@ -143,3 +143,41 @@ pub struct NewToken {
     pub created_by: String,
     pub expires_at: Option<i64>,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = webhooks)]
+pub struct WebhookRow {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    pub secret: String,
+    pub channels: String,
+    pub packages: String,
+    pub event_types: String,
+    pub format: String,
+    pub active: bool,
+    pub cursor: i64,
+    pub attempts: i32,
+    pub first_attempt_at: Option<i64>,
+    pub next_attempt_at: Option<i64>,
+    pub failures: i32,
+    pub lease_until: Option<i64>,
+    pub disabled_reason: Option<String>,
+    pub created_at: i64,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_attempts)]
+pub struct AttemptRow {
+    #[diesel(skip_insertion)]
+    pub id: i64,
+    pub webhook_id: i64,
+    pub event_id: i64,
+    pub at: i64,
+    pub status_code: Option<i32>,
+    pub latency_ms: i32,
+    pub error: Option<String>,
+    pub success: bool,
+    pub manual: bool,
+}

@@ -129,6 +129,43 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhooks (id) {
+        id -> BigInt,
+        name -> Text,
+        url -> Text,
+        secret -> Text,
+        channels -> Text,
+        packages -> Text,
+        event_types -> Text,
+        format -> Text,
+        active -> Bool,
+        cursor -> BigInt,
+        attempts -> Integer,
+        first_attempt_at -> Nullable<BigInt>,
+        next_attempt_at -> Nullable<BigInt>,
+        failures -> Integer,
+        lease_until -> Nullable<BigInt>,
+        disabled_reason -> Nullable<Text>,
+        created_at -> BigInt,
+        created_by -> Text,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> BigInt,
+        webhook_id -> BigInt,
+        event_id -> BigInt,
+        at -> BigInt,
+        status_code -> Nullable<Integer>,
+        latency_ms -> Integer,
+        error -> Nullable<Text>,
+        success -> Bool,
+        manual -> Bool,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     packages,
     channels,
@@ -140,4 +177,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     rejections,
     policies,
     schedules,
+    webhooks,
+    webhook_attempts,
 );

@@ -181,3 +181,41 @@ pub async fn run_scheduler(
     let v = blocking(&ctx, scheduler::run_due).await?;
     Ok(HttpResponse::Ok().json(v))
 }
+
+#[derive(Debug, Deserialize)]
+pub struct LatestQuery {
+    pub name: String,
+    pub arch: Option<String>,
+}
+
+/// `GET /api/v1/channels/{name}/latest?name=app`: the current build of a name,
+/// with an ETag (the build's sha256) so pollers get 304 until it changes.
+pub async fn latest(
+    ctx: web::Data<Ctx>,
+    req: actix_web::HttpRequest,
+    Caller(who): Caller,
+    name: web::Path<String>,
+    q: web::Query<LatestQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let channel = name.into_inner();
+    ctx.require_read(&who, &channel)?;
+    let LatestQuery { name, arch } = q.into_inner();
+    let v = blocking(&ctx, move |c| {
+        channels::latest(c, &channel, &name, arch.as_deref())
+    })
+    .await?;
+    let etag = format!("\"{}\"", v.package.id);
+    let matches = req
+        .headers()
+        .get(actix_web::http::header::IF_NONE_MATCH)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| h.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut r = if matches {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    r.insert_header((actix_web::http::header::ETAG, etag))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-cache"));
+    Ok(if matches { r.finish() } else { r.json(v) })
+}

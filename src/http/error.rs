@@ -81,6 +81,7 @@ impl From<ServiceError> for ApiError {
             E::NevraConflict { .. } => (StatusCode::CONFLICT, "package_exists"),
             E::PoolConflict { .. } => (StatusCode::CONFLICT, "pool_path_taken"),
             E::Frozen { .. } => (StatusCode::LOCKED, "channel_frozen"),
+            E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             E::Held(_) => (StatusCode::CONFLICT, "package_held"),
             E::Discarded(_) => (StatusCode::GONE, "package_discarded"),
             E::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),

@@ -7,6 +7,7 @@ pub mod files;
 pub mod packages;
 pub mod repo;
 pub mod tokens;
+pub mod webhooks;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -79,7 +80,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/tokens", web::get().to(tokens::list))
                 .route("/tokens", web::post().to(tokens::create))
                 .route("/tokens/{name}", web::delete().to(tokens::revoke))
-                .route("/events", web::get().to(tokens::events)),
+                .route("/events", web::get().to(tokens::events))
+                .route("/webhooks", web::get().to(webhooks::list))
+                .route("/webhooks", web::post().to(webhooks::create))
+                .route("/webhooks/{id}", web::get().to(webhooks::detail))
+                .route("/webhooks/{id}", web::patch().to(webhooks::update))
+                .route("/webhooks/{id}", web::delete().to(webhooks::delete))
+                .route("/webhooks/{id}/attempts", web::get().to(webhooks::attempts))
+                .route(
+                    "/webhooks/{id}/redeliver",
+                    web::post().to(webhooks::redeliver),
+                )
+                .route("/channels/{name}/latest", web::get().to(channels::latest)),
         )
         .route("/rpm/{file}", web::get().to(repo::repo_file))
         .route(
@@ -97,6 +109,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/rpm/{channel}/Packages/{sha}/{file}",
             web::head().to(repo::package),
+        )
+        // The latest-only view shares the channel's package files.
+        .route(
+            "/rpm/{channel}/latest/repodata/{file}",
+            web::get().to(repo::repodata),
+        )
+        .route(
+            "/rpm/{channel}/latest/repodata/{file}",
+            web::head().to(repo::repodata),
+        )
+        .route(
+            "/rpm/{channel}/latest/Packages/{sha}/{file}",
+            web::get().to(repo::latest_package),
+        )
+        .route(
+            "/rpm/{channel}/latest/Packages/{sha}/{file}",
+            web::head().to(repo::latest_package),
         )
         .route("/keys/forklift.asc", web::get().to(repo::public_key))
         .route("/deb/{file}", web::get().to(repo::deb_file))

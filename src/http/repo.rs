@@ -37,7 +37,8 @@ pub async fn repodata(
     let (channel, file) = path.into_inner();
     ctx.require_read(&who, &channel)?;
     let name = file.clone();
-    let served = blocking(&ctx, move |c| repo::repodata(c, &channel, &name))
+    let latest = req.path().contains("/latest/repodata/");
+    let served = blocking(&ctx, move |c| repo::repodata(c, &channel, latest, &name))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no metadata file {file:?} in this channel")))?;
     files::respond(&ctx, &req, served, &file)
@@ -57,6 +58,16 @@ pub async fn package(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("{file:?} is not in this channel")))?;
     files::respond(&ctx, &req, served, &file)
+}
+
+/// `/rpm/{channel}/latest/Packages/{sha256}/{filename}`: the same files.
+pub async fn latest_package(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    caller: Caller,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    package(ctx, req, caller, path).await
 }
 
 fn text(body: String) -> HttpResponse {

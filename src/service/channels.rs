@@ -642,3 +642,63 @@ pub fn resign_expiring(ctx: &Ctx) -> Result<usize, ServiceError> {
     }
     Ok(done)
 }
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LatestView {
+    #[serde(flatten)]
+    pub package: PackageView,
+    pub channel: String,
+    pub download_url: String,
+}
+
+/// The build of `name` a host following `channel` gets now: the newest the
+/// channel holds (of `arch`, when given). For pollers, with an ETag.
+pub fn latest(
+    ctx: &Ctx,
+    channel: &str,
+    name: &str,
+    arch: Option<&str>,
+) -> Result<LatestView, ServiceError> {
+    ctx.channel_index(channel)?;
+    let mut conn = ctx.conn()?;
+    let mut q = packages::table
+        .filter(packages::name.eq(name))
+        .filter(
+            packages::id.eq_any(
+                memberships::table
+                    .filter(memberships::channel.eq(channel))
+                    .filter(memberships::removed_in.is_null())
+                    .select(memberships::package_id),
+            ),
+        )
+        .select((PackageSummary::as_select(), packages::pool_path))
+        .into_boxed();
+    if let Some(a) = arch {
+        q = q.filter(packages::arch.eq(a.to_string()));
+    }
+    let found: Vec<(PackageSummary, Option<String>)> = q.load(&mut conn)?;
+    let Some((best, pool)) = found.into_iter().max_by(|a, b| {
+        crate::formats::compare_evr(
+            (a.0.epoch, &a.0.version, &a.0.release),
+            (b.0.epoch, &b.0.version, &b.0.release),
+        )
+    }) else {
+        return Err(ServiceError::NotFound(format!(
+            "channel {channel:?} holds no build of {name:?}"
+        )));
+    };
+    let base = &ctx.config.base_url;
+    let download_url = match pool {
+        Some(p) => format!("{base}/deb/{p}"),
+        None => format!(
+            "{base}/rpm/{channel}/{}",
+            super::packages::rpm_location(&best.id, &best.filename)
+        ),
+    };
+    let package = view(&mut conn, ctx, best)?;
+    Ok(LatestView {
+        package,
+        channel: channel.into(),
+        download_url,
+    })
+}

@@ -31,6 +31,8 @@ pub enum ServiceError {
     #[error("{0}")]
     Held(String),
     #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
     Discarded(String),
     #[error("{0}")]
     Unauthenticated(String),

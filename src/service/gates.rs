@@ -113,15 +113,17 @@ pub fn set_policy(
     ctx.channel_index(channel)?;
     let mut conn = ctx.conn()?;
     store_policy(ctx, &mut conn, channel, spec, &actor.name)?;
-    channel_event(
-        ctx,
-        &mut conn,
-        "policy_changed",
-        channel,
-        actor,
-        None,
-        Some(serde_json::to_value(spec).unwrap_or_default()),
-    )?;
+    conn.transaction(|conn| {
+        channel_event(
+            ctx,
+            conn,
+            "policy_changed",
+            channel,
+            actor,
+            None,
+            Some(serde_json::to_value(spec).unwrap_or_default()),
+        )
+    })?;
     drop(conn);
     super::scheduler::sync(ctx)?;
     policy_view(ctx, channel)
@@ -145,6 +147,7 @@ fn channel_event(
     reason: Option<String>,
     detail: Option<serde_json::Value>,
 ) -> Result<(), ServiceError> {
+    crate::db::lock_event_log(conn)?;
     diesel::insert_into(events::table)
         .values(NewEvent {
             at: ctx.clock.now(),
@@ -169,6 +172,7 @@ fn package_event(
     actor: &Actor,
     reason: Option<String>,
 ) -> Result<(), ServiceError> {
+    crate::db::lock_event_log(conn)?;
     diesel::insert_into(events::table)
         .values(NewEvent {
             at: ctx.clock.now(),
@@ -254,42 +258,46 @@ pub fn set_frozen(
     ctx.channel_index(channel)?;
     actor.require_promote(channel)?;
     let mut conn = ctx.conn()?;
-    match reason {
-        Some(reason) => {
-            let reason = need_reason(reason, "a freeze")?;
-            let now = ctx.clock.now();
-            let n = diesel::update(
-                channels::table
-                    .filter(channels::name.eq(channel))
-                    .filter(channels::frozen_at.is_null()),
-            )
-            .set((
-                channels::frozen_at.eq(Some(now)),
-                channels::frozen_by.eq(Some(&actor.name)),
-                channels::frozen_reason.eq(Some(&reason)),
-            ))
-            .execute(&mut conn)?;
-            if n == 1 {
-                channel_event(ctx, &mut conn, "frozen", channel, actor, Some(reason), None)?;
+    // The change and its event in one transaction: the event log is the outbox.
+    conn.transaction(|conn| -> Result<(), ServiceError> {
+        match reason {
+            Some(reason) => {
+                let reason = need_reason(reason, "a freeze")?;
+                let now = ctx.clock.now();
+                let n = diesel::update(
+                    channels::table
+                        .filter(channels::name.eq(channel))
+                        .filter(channels::frozen_at.is_null()),
+                )
+                .set((
+                    channels::frozen_at.eq(Some(now)),
+                    channels::frozen_by.eq(Some(&actor.name)),
+                    channels::frozen_reason.eq(Some(&reason)),
+                ))
+                .execute(conn)?;
+                if n == 1 {
+                    channel_event(ctx, conn, "frozen", channel, actor, Some(reason), None)?;
+                }
+            }
+            None => {
+                let n = diesel::update(
+                    channels::table
+                        .filter(channels::name.eq(channel))
+                        .filter(channels::frozen_at.is_not_null()),
+                )
+                .set((
+                    channels::frozen_at.eq(None::<i64>),
+                    channels::frozen_by.eq(None::<String>),
+                    channels::frozen_reason.eq(None::<String>),
+                ))
+                .execute(conn)?;
+                if n == 1 {
+                    channel_event(ctx, conn, "unfrozen", channel, actor, None, None)?;
+                }
             }
         }
-        None => {
-            let n = diesel::update(
-                channels::table
-                    .filter(channels::name.eq(channel))
-                    .filter(channels::frozen_at.is_not_null()),
-            )
-            .set((
-                channels::frozen_at.eq(None::<i64>),
-                channels::frozen_by.eq(None::<String>),
-                channels::frozen_reason.eq(None::<String>),
-            ))
-            .execute(&mut conn)?;
-            if n == 1 {
-                channel_event(ctx, &mut conn, "unfrozen", channel, actor, None, None)?;
-            }
-        }
-    }
+        Ok(())
+    })?;
     Ok(FreezeView {
         channel: channel.into(),
         frozen: frozen(&mut conn, channel)?.map(NoteView::from),
@@ -314,41 +322,45 @@ pub fn set_held(
     }
     let mut conn = ctx.conn()?;
     let p = resolve(&mut conn, id)?;
-    match reason {
-        Some(reason) => {
-            let reason = need_reason(reason, "a hold")?;
-            let n = diesel::update(
-                packages::table
-                    .filter(packages::id.eq(&p.id))
-                    .filter(packages::held_at.is_null()),
-            )
-            .set((
-                packages::held_at.eq(Some(ctx.clock.now())),
-                packages::held_by.eq(Some(&actor.name)),
-                packages::held_reason.eq(Some(&reason)),
-            ))
-            .execute(&mut conn)?;
-            if n == 1 {
-                package_event(ctx, &mut conn, "held", &p.id, actor, Some(reason))?;
+    // The change and its event in one transaction: the event log is the outbox.
+    conn.transaction(|conn| -> Result<(), ServiceError> {
+        match reason {
+            Some(reason) => {
+                let reason = need_reason(reason, "a hold")?;
+                let n = diesel::update(
+                    packages::table
+                        .filter(packages::id.eq(&p.id))
+                        .filter(packages::held_at.is_null()),
+                )
+                .set((
+                    packages::held_at.eq(Some(ctx.clock.now())),
+                    packages::held_by.eq(Some(&actor.name)),
+                    packages::held_reason.eq(Some(&reason)),
+                ))
+                .execute(conn)?;
+                if n == 1 {
+                    package_event(ctx, conn, "held", &p.id, actor, Some(reason))?;
+                }
+            }
+            None => {
+                let n = diesel::update(
+                    packages::table
+                        .filter(packages::id.eq(&p.id))
+                        .filter(packages::held_at.is_not_null()),
+                )
+                .set((
+                    packages::held_at.eq(None::<i64>),
+                    packages::held_by.eq(None::<String>),
+                    packages::held_reason.eq(None::<String>),
+                ))
+                .execute(conn)?;
+                if n == 1 {
+                    package_event(ctx, conn, "released", &p.id, actor, None)?;
+                }
             }
         }
-        None => {
-            let n = diesel::update(
-                packages::table
-                    .filter(packages::id.eq(&p.id))
-                    .filter(packages::held_at.is_not_null()),
-            )
-            .set((
-                packages::held_at.eq(None::<i64>),
-                packages::held_by.eq(None::<String>),
-                packages::held_reason.eq(None::<String>),
-            ))
-            .execute(&mut conn)?;
-            if n == 1 {
-                package_event(ctx, &mut conn, "released", &p.id, actor, None)?;
-            }
-        }
-    }
+        Ok(())
+    })?;
     let p = resolve(&mut conn, &p.id)?;
     view(&mut conn, ctx, p)
 }

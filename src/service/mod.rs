@@ -15,6 +15,7 @@ pub mod scheduler;
 pub mod tokens;
 pub mod upload;
 pub mod views;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -402,10 +402,26 @@ fn attempt(
                 })
             })
             .collect();
+        // One `published` event per new revision: what pollers and webhooks key on.
+        let published: Vec<PendingEvent> = planned
+            .iter()
+            .map(|p| PendingEvent {
+                kind: "published",
+                package_id: None,
+                channel: Some(p.channel.clone()),
+                reason: None,
+                detail: Some(serde_json::json!({
+                    "summary": change.summary,
+                    "added": p.add,
+                    "removed": p.remove,
+                })),
+            })
+            .collect();
         let events: Vec<NewEvent> = change
             .events
             .iter()
             .chain(retirements.iter())
+            .chain(published.iter())
             .map(|e| NewEvent {
                 at,
                 kind: e.kind.to_string(),
@@ -421,6 +437,7 @@ fn attempt(
                 detail: e.detail.as_ref().map(|d| d.to_string()),
             })
             .collect();
+        crate::db::lock_event_log(conn)?;
         for ev in &events {
             diesel::insert_into(events::table)
                 .values(ev)
@@ -525,6 +542,36 @@ fn render_channel(
     }
     out.push(("repodata/repomd.xml".into(), repodata.repomd));
     out.push(("repodata/repomd.xml.asc".into(), asc.into_bytes()));
+
+    // The latest-only view (`latest/`): the newest build of each name and arch,
+    // for pollers such as GoCD's that refuse a spec matching several versions.
+    // `rows` is sorted by name, arch, version: the last of each run wins.
+    let mut newest: Vec<&FragmentRow> = Vec::new();
+    for r in rows.iter().filter(|r| r.kind == "rpm") {
+        match newest.last_mut() {
+            Some(last) if last.name == r.name && last.arch == r.arch => *last = r,
+            _ => newest.push(r),
+        }
+    }
+    let latest_frags: Vec<Fragments> = newest
+        .iter()
+        .map(|r| Fragments {
+            primary: r.primary_xml.clone(),
+            filelists: r.filelists_xml.clone(),
+            other: r.other_xml.clone(),
+        })
+        .collect();
+    let latest_refs: Vec<&Fragments> = latest_frags.iter().collect();
+    let latest = render_repodata(&latest_refs, created_at);
+    let latest_asc = ctx.signer.detached(&latest.repomd).map_err(sign_err)?;
+    for f in latest.files {
+        out.push((format!("latest/{}", f.path), f.bytes));
+    }
+    out.push(("latest/repodata/repomd.xml".into(), latest.repomd));
+    out.push((
+        "latest/repodata/repomd.xml.asc".into(),
+        latest_asc.into_bytes(),
+    ));
 
     // apt: `all` packages appear in every architecture's index.
     let debs: Vec<&FragmentRow> = rows.iter().filter(|r| r.kind == "deb").collect();

@@ -91,12 +91,22 @@ pub fn named_by_checksum(
     Ok(None)
 }
 
-/// `/rpm/<channel>/repodata/<name>`
-pub fn repodata(ctx: &Ctx, channel: &str, name: &str) -> Result<Option<Served>, ServiceError> {
+/// `/rpm/<channel>/repodata/<name>`, or `/rpm/<channel>/latest/repodata/<name>`
+/// for the latest-only view.
+pub fn repodata(
+    ctx: &Ctx,
+    channel: &str,
+    latest: bool,
+    name: &str,
+) -> Result<Option<Served>, ServiceError> {
     if name.contains('/') {
         return Ok(None);
     }
-    let path = format!("repodata/{name}");
+    let path = if latest {
+        format!("latest/repodata/{name}")
+    } else {
+        format!("repodata/{name}")
+    };
     if name == "repomd.xml" || name == "repomd.xml.asc" {
         head_file(ctx, channel, &path)
     } else {

@@ -87,6 +87,7 @@ fn admin_event(
     actor: &Actor,
     detail: serde_json::Value,
 ) -> Result<(), ServiceError> {
+    crate::db::lock_event_log(conn)?;
     diesel::insert_into(events::table)
         .values(NewEvent {
             at: now(),

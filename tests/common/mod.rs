@@ -147,20 +147,7 @@ impl TestServer {
         };
         tweak(&mut flags);
         let config = Config::resolve(Layer::default(), Layer::default(), flags).expect("config");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let ctx = forklift::app::init_with_clock(config.clone(), clock).expect("init");
-        let server_ctx = ctx.clone();
-        let thread = std::thread::spawn(move || {
-            let ctx = server_ctx;
-            actix_web::rt::System::new().block_on(async move {
-                let server = forklift::app::server(ctx, listener).expect("server");
-                tx.send(server.handle()).expect("send handle");
-                let _ = server.await;
-            });
-        });
-        let handle = rx
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("server started");
+        let (ctx, handle, thread) = launch(config.clone(), clock, listener);
         Some(TestServer {
             url,
             data_dir,
@@ -169,6 +156,26 @@ impl TestServer {
             handle,
             thread: Some(thread),
         })
+    }
+
+    /// Stops the server and starts it again on the same database and files (a
+    /// new port), as after a restart; `tweak` may change its configuration.
+    pub fn restart(&mut self, tweak: impl FnOnce(&mut Config)) {
+        self.stop();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let addr = listener.local_addr().expect("addr");
+        self.url = format!("http://{addr}");
+        self.config.listen = addr.to_string();
+        self.config.base_url = self.url.clone();
+        tweak(&mut self.config);
+        let (ctx, handle, thread) = launch(
+            self.config.clone(),
+            std::sync::Arc::new(forklift::service::SystemClock),
+            listener,
+        );
+        self.ctx = ctx;
+        self.handle = handle;
+        self.thread = Some(thread);
     }
 
     pub fn api(&self, path: &str) -> String {
@@ -205,6 +212,32 @@ impl Drop for TestServer {
             self.stop();
         }
     }
+}
+
+/// Builds the app the way `main` does and serves it on `listener` in a thread.
+fn launch(
+    config: Config,
+    clock: std::sync::Arc<dyn forklift::service::Clock>,
+    listener: TcpListener,
+) -> (
+    forklift::service::Ctx,
+    actix_web::dev::ServerHandle,
+    std::thread::JoinHandle<()>,
+) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ctx = forklift::app::init_with_clock(config, clock).expect("init");
+    let server_ctx = ctx.clone();
+    let thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = forklift::app::server(server_ctx, listener).expect("server");
+            tx.send(server.handle()).expect("send handle");
+            let _ = server.await;
+        });
+    });
+    let handle = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("server started");
+    (ctx, handle, thread)
 }
 
 fn count_files(dir: &Path) -> usize {
