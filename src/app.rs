@@ -57,6 +57,7 @@ pub fn init_with_clock(
         locks: Arc::new(ChannelLocks::default()),
         signer: Arc::new(signer),
         clock,
+        pieces: Arc::new(crate::service::pieces::PieceCache::default()),
     };
     channels::sync_channels(&ctx)?;
     crate::service::gates::apply_config_policies(&ctx)?;

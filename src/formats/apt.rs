@@ -8,8 +8,6 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use md5::Md5;
-use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 
 use super::deb::DebInfo;
@@ -134,8 +132,6 @@ pub struct IndexFile {
     /// Relative to `dists/<suite>/`, e.g. "main/binary-amd64/Packages.xz".
     pub path: String,
     pub bytes: Vec<u8>,
-    pub md5: String,
-    pub sha1: String,
     pub sha256: String,
     pub sha512: String,
 }
@@ -144,8 +140,6 @@ impl IndexFile {
     /// Hashes `bytes` and wraps them.
     pub fn new(path: String, bytes: Vec<u8>) -> IndexFile {
         IndexFile {
-            md5: hex::encode(Md5::digest(&bytes)),
-            sha1: hex::encode(Sha1::digest(&bytes)),
             sha256: hex::encode(Sha256::digest(&bytes)),
             sha512: hex::encode(Sha512::digest(&bytes)),
             path,
@@ -219,6 +213,42 @@ pub fn render_arch_indexes(
     let gz = gzip(&packages);
     let xz = xz(&packages);
 
+    let release = component_release(suite, component, arch, origin, label);
+
+    vec![
+        IndexFile::new(format!("{dir}/Packages"), packages),
+        IndexFile::new(format!("{dir}/Packages.gz"), gz),
+        IndexFile::new(format!("{dir}/Packages.xz"), xz),
+        IndexFile::new(format!("{dir}/Release"), release.into_bytes()),
+    ]
+}
+
+/// A stanza as it appears in Packages: with the blank line that ends it.
+pub fn stanza_text(stanza: &str) -> String {
+    let mut text = String::with_capacity(stanza.len() + 2);
+    text.push_str(stanza);
+    if !stanza.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push('\n');
+    text
+}
+
+/// One stanza compressed on its own (a gzip member). Members concatenate into
+/// one valid Packages.gz (see `yum::gzip_member`), so each .deb is compressed
+/// once.
+pub fn stanza_member(text: &str) -> Vec<u8> {
+    gzip(text.as_bytes())
+}
+
+/// The per-component Release of one architecture's index directory.
+fn component_release(
+    suite: &str,
+    component: &str,
+    arch: &str,
+    origin: &str,
+    label: &str,
+) -> String {
     let mut release = String::new();
     for (name, value) in [
         ("Archive", suite),
@@ -233,12 +263,44 @@ pub fn render_arch_indexes(
             let _ = writeln!(release, "{name}: {value}");
         }
     }
+    release
+}
 
+/// An architecture's indexes assembled from each stanza's text and its
+/// precompressed member: `Packages` (apt checks the decompressed index against
+/// its Release entry), `Packages.gz` (decompressing to exactly `Packages`) and
+/// the per-component Release. No `.xz`: every apt reads gzip, and xz would
+/// mean compressing the whole suite on every change.
+pub fn assemble_arch_indexes(
+    suite: &str,
+    component: &str,
+    arch: &str,
+    origin: &str,
+    label: &str,
+    stanzas: &[(&str, &[u8])],
+) -> Vec<IndexFile> {
+    let dir = format!("{component}/binary-{arch}");
+    let mut plain = Vec::with_capacity(stanzas.iter().map(|(t, _)| t.len()).sum());
+    for (text, _) in stanzas {
+        plain.extend_from_slice(text.as_bytes());
+    }
+    let members: Vec<&[u8]> = stanzas.iter().map(|(_, m)| *m).collect();
+    let gz = if members.is_empty() {
+        gzip(b"")
+    } else {
+        let mut out = Vec::with_capacity(members.iter().map(|m| m.len()).sum());
+        for m in members {
+            out.extend_from_slice(m);
+        }
+        out
+    };
     vec![
-        IndexFile::new(format!("{dir}/Packages"), packages),
+        IndexFile::new(format!("{dir}/Packages"), plain),
         IndexFile::new(format!("{dir}/Packages.gz"), gz),
-        IndexFile::new(format!("{dir}/Packages.xz"), xz),
-        IndexFile::new(format!("{dir}/Release"), release.into_bytes()),
+        IndexFile::new(
+            format!("{dir}/Release"),
+            component_release(suite, component, arch, origin, label).into_bytes(),
+        ),
     ]
 }
 
@@ -467,8 +529,6 @@ X-Alpha: a\n"
         for f in &files {
             assert_eq!(f.sha256, hex::encode(Sha256::digest(&f.bytes)));
             assert_eq!(f.sha512, hex::encode(Sha512::digest(&f.bytes)));
-            assert_eq!(f.sha1, hex::encode(Sha1::digest(&f.bytes)));
-            assert_eq!(f.md5, hex::encode(Md5::digest(&f.bytes)));
         }
         let empty = render_arch_indexes("s", "main", "arm64", "O", "L", &[]);
         assert!(empty[0].bytes.is_empty());
@@ -607,8 +667,8 @@ SHA256:\n";
             let info = read_deb(bytes.as_slice()).expect("parse fixture");
             let filename = format!("fixtures/debs/{name}");
             let (md5, sha1) = (
-                hex::encode(Md5::digest(&bytes)),
-                hex::encode(Sha1::digest(&bytes)),
+                hex::encode(md5::Md5::digest(&bytes)),
+                hex::encode(sha1::Sha1::digest(&bytes)),
             );
             let (sha256, sha512) = (
                 hex::encode(Sha256::digest(&bytes)),
@@ -632,6 +692,34 @@ SHA256:\n";
             std::str::from_utf8(&files[0].bytes).expect("utf8"),
             expected
         );
+    }
+
+    proptest::proptest! {
+        /// Packages.gz assembled from members decompresses to the from-scratch Packages.
+        #[test]
+        fn assembled_packages_equal_from_scratch(
+            stanzas in proptest::collection::vec("Package: [a-z]{1,8}\nVersion: [0-9.]{1,6}\n(Description: \\PC{0,60}\n)?", 0..10),
+        ) {
+            let refs: Vec<&str> = stanzas.iter().map(String::as_str).collect();
+            let scratch = render_arch_indexes("s", "main", "amd64", "O", "L", &refs);
+            let texts: Vec<String> = refs.iter().map(|s| stanza_text(s)).collect();
+            let members: Vec<Vec<u8>> = texts.iter().map(|t| stanza_member(t)).collect();
+            let pairs: Vec<(&str, &[u8])> = texts
+                .iter()
+                .zip(&members)
+                .map(|(t, m)| (t.as_str(), m.as_slice()))
+                .collect();
+            let assembled = assemble_arch_indexes("s", "main", "amd64", "O", "L", &pairs);
+            let mut out = Vec::new();
+            flate2::read::MultiGzDecoder::new(assembled[1].bytes.as_slice())
+                .read_to_end(&mut out)
+                .expect("gunzip");
+            proptest::prop_assert_eq!(&out, &scratch[0].bytes);
+            proptest::prop_assert_eq!(&assembled[0].bytes, &scratch[0].bytes);
+            proptest::prop_assert_eq!(&assembled[1].path, "main/binary-amd64/Packages.gz");
+            proptest::prop_assert_eq!(&assembled[2].bytes, &scratch[3].bytes);
+            proptest::prop_assert_eq!(&assembled[1].sha256, &hex::encode(Sha256::digest(&assembled[1].bytes)));
+        }
     }
 
     #[test]

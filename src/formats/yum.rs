@@ -205,8 +205,11 @@ pub struct DataFile {
     pub path: String,
     pub bytes: Vec<u8>,
     pub sha256: String,
-    pub open_sha256: String,
-    pub open_size: u64,
+    /// Of the decompressed XML. Optional in repomd.xml (dnf does not need it):
+    /// incremental assembly leaves it out so a publication never hashes the
+    /// whole uncompressed channel.
+    pub open_sha256: Option<String>,
+    pub open_size: Option<u64>,
 }
 
 /// The complete metadata of one repository revision.
@@ -237,6 +240,18 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     enc.finish().unwrap_or_default()
 }
 
+/// The XML before the packages of a data file.
+fn opening(head: &str, count: usize) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n",
+        head.replace("{N}", &count.to_string())
+    )
+}
+
+fn closing(tail: &str) -> String {
+    format!("{tail}\n")
+}
+
 fn data_file<'a>(
     kind: &'static str,
     head: &str,
@@ -244,26 +259,108 @@ fn data_file<'a>(
     count: usize,
     parts: impl Iterator<Item = &'a str>,
 ) -> DataFile {
-    let mut xml = String::new();
-    xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    xml.push_str(&head.replace("{N}", &count.to_string()));
-    xml.push('\n');
+    let mut xml = opening(head, count);
     for part in parts {
         xml.push_str(part);
     }
-    xml.push_str(tail);
-    xml.push('\n');
+    xml.push_str(&closing(tail));
     let open_sha256 = sha256_hex(xml.as_bytes());
     let bytes = gzip(xml.as_bytes());
     let sha256 = sha256_hex(&bytes);
     DataFile {
         kind,
         path: format!("repodata/{sha256}-{kind}.xml.gz"),
-        open_size: xml.len() as u64,
+        open_size: Some(xml.len() as u64),
         bytes,
         sha256,
-        open_sha256,
+        open_sha256: Some(open_sha256),
     }
+}
+
+/// A piece of a data file compressed on its own: one gzip member. Members
+/// concatenate into a valid gzip stream (RFC 1952, 2.2) that zlib's gzread —
+/// libsolv's and apt's reader — decompresses as one file. So each package is
+/// compressed once, when it is first published, and a new revision's files
+/// are assembled by concatenation.
+pub fn gzip_member(bytes: &[u8]) -> Vec<u8> {
+    gzip(bytes)
+}
+
+/// One package's precompressed pieces of the three data files.
+#[derive(Debug, Clone, Copy)]
+pub struct Members<'a> {
+    pub primary: &'a [u8],
+    pub filelists: &'a [u8],
+    pub other: &'a [u8],
+}
+
+impl Fragments {
+    /// Compresses the fragments into members (once per package).
+    pub fn compress(&self) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        (
+            gzip_member(self.primary.as_bytes()),
+            gzip_member(self.filelists.as_bytes()),
+            gzip_member(self.other.as_bytes()),
+        )
+    }
+}
+
+fn assembled_file<'a>(
+    kind: &'static str,
+    head: &str,
+    tail: &str,
+    count: usize,
+    members: impl Iterator<Item = &'a [u8]>,
+) -> DataFile {
+    let open = gzip_member(opening(head, count).as_bytes());
+    let close = gzip_member(closing(tail).as_bytes());
+    let mut bytes = open;
+    for m in members {
+        bytes.extend_from_slice(m);
+    }
+    bytes.extend_from_slice(&close);
+    let sha256 = sha256_hex(&bytes);
+    DataFile {
+        kind,
+        path: format!("repodata/{sha256}-{kind}.xml.gz"),
+        bytes,
+        sha256,
+        open_sha256: None,
+        open_size: None,
+    }
+}
+
+/// A revision's repodata assembled from its packages' precompressed members
+/// (in the order they should appear): concatenation and one SHA-256 per file.
+/// Decompresses to exactly what [`render_repodata`] writes for the same
+/// packages; repomd.xml leaves out the open-* fields.
+pub fn assemble_repodata(members: &[Members<'_>], timestamp: i64) -> Repodata {
+    let n = members.len();
+    let files = vec![
+        assembled_file(
+            "primary",
+            PRIMARY_HEAD,
+            "</metadata>",
+            n,
+            members.iter().map(|m| m.primary),
+        ),
+        assembled_file(
+            "filelists",
+            FILELISTS_HEAD,
+            "</filelists>",
+            n,
+            members.iter().map(|m| m.filelists),
+        ),
+        assembled_file(
+            "other",
+            OTHER_HEAD,
+            "</otherdata>",
+            n,
+            members.iter().map(|m| m.other),
+        ),
+    ];
+    let repomd = render_repomd(&files, timestamp);
+    Repodata { files, repomd }
 }
 
 /// Renders a revision's repodata from its packages' fragments (already in the
@@ -306,15 +403,18 @@ pub fn render_repomd(files: &[DataFile], timestamp: i64) -> Vec<u8> {
     for f in files {
         let _ = writeln!(x, r#"  <data type="{}">"#, f.kind);
         let _ = writeln!(x, r#"    <checksum type="sha256">{}</checksum>"#, f.sha256);
-        let _ = writeln!(
-            x,
-            r#"    <open-checksum type="sha256">{}</open-checksum>"#,
-            f.open_sha256
-        );
+        if let Some(open) = &f.open_sha256 {
+            let _ = writeln!(
+                x,
+                r#"    <open-checksum type="sha256">{open}</open-checksum>"#
+            );
+        }
         let _ = writeln!(x, r#"    <location href="{}"/>"#, f.path);
         let _ = writeln!(x, "    <timestamp>{timestamp}</timestamp>");
         let _ = writeln!(x, "    <size>{}</size>", f.bytes.len());
-        let _ = writeln!(x, "    <open-size>{}</open-size>", f.open_size);
+        if let Some(open_size) = f.open_size {
+            let _ = writeln!(x, "    <open-size>{open_size}</open-size>");
+        }
         x.push_str("  </data>\n");
     }
     x.push_str("</repomd>\n");
@@ -412,7 +512,7 @@ mod tests {
             let mut dec = flate2::read::GzDecoder::new(d.bytes.as_slice());
             let mut s = String::new();
             std::io::Read::read_to_string(&mut dec, &mut s).expect("valid gzip");
-            assert_eq!(sha256_hex(s.as_bytes()), d.open_sha256);
+            assert_eq!(Some(sha256_hex(s.as_bytes())), d.open_sha256);
             assert!(s.contains(r#"packages="1""#));
         }
         let repomd = String::from_utf8(r.repomd.clone()).expect("utf8");
@@ -420,6 +520,46 @@ mod tests {
         assert!(repomd.contains(&r.files[0].path));
         // Deterministic: same input, same bytes.
         assert_eq!(render_repodata(&[&f], 100).repomd, r.repomd);
+    }
+
+    fn gunzip(b: &[u8]) -> String {
+        // MultiGzDecoder: every member, as zlib's gzread does.
+        let mut dec = flate2::read::MultiGzDecoder::new(b);
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut dec, &mut s).expect("valid gzip");
+        s
+    }
+
+    proptest::proptest! {
+        /// Incremental assembly decompresses to exactly the from-scratch rendering.
+        #[test]
+        fn assembled_equals_from_scratch(
+            parts in proptest::collection::vec(
+                ("\\PC{0,200}", "\\PC{0,200}", "\\PC{0,80}"), 0..12),
+            ts in 0i64..4_000_000_000,
+        ) {
+            let frags: Vec<Fragments> = parts
+                .into_iter()
+                .map(|(p, f, o)| Fragments { primary: p, filelists: f, other: o })
+                .collect();
+            let compressed: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> =
+                frags.iter().map(Fragments::compress).collect();
+            let members: Vec<Members<'_>> = compressed
+                .iter()
+                .map(|(p, f, o)| Members { primary: p, filelists: f, other: o })
+                .collect();
+            let assembled = assemble_repodata(&members, ts);
+            let scratch = render_repodata(&frags.iter().collect::<Vec<_>>(), ts);
+            for (a, s) in assembled.files.iter().zip(&scratch.files) {
+                proptest::prop_assert_eq!(a.kind, s.kind);
+                proptest::prop_assert_eq!(gunzip(&a.bytes), gunzip(&s.bytes));
+                proptest::prop_assert_eq!(&a.sha256, &sha256_hex(&a.bytes));
+                proptest::prop_assert!(a.path.contains(&a.sha256));
+            }
+            let repomd = String::from_utf8(assembled.repomd).expect("utf8");
+            proptest::prop_assert!(!repomd.contains("open-checksum"));
+            proptest::prop_assert!(repomd.contains(&assembled.files[0].path));
+        }
     }
 
     #[test]

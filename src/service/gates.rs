@@ -45,7 +45,7 @@ pub fn load_policy(
 pub struct PolicyView {
     pub channel: String,
     pub source: Option<String>,
-    #[serde(flatten)]
+    /// The policy as configured (keys left out take their defaults).
     pub spec: PolicySpec,
     /// The automatic rule in words.
     pub rule: String,
@@ -480,6 +480,7 @@ pub fn discard(
             ..Change::default()
         };
         commit(ctx, change, actor)?.map_err(|_| ServiceError::Contention)?;
+        ctx.pieces.forget(&p.id);
         // After the commit: a crash here leaves a file no row needs, which the
         // startup sweep removes.
         if let Err(e) = ctx.store.delete(&p.id) {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod gates;
 pub mod gc;
 pub mod packages;
+pub mod pieces;
 pub mod policy;
 pub mod publish;
 pub mod repo;
@@ -37,6 +38,8 @@ pub struct Ctx {
     /// Time for promotion decisions (revisions, soak, schedules); injectable so
     /// tests can run a day in seconds.
     pub clock: Arc<dyn Clock>,
+    /// Each package's metadata compressed once, for incremental publication.
+    pub pieces: Arc<pieces::PieceCache>,
 }
 
 /// The source of "now" for promotion logic.

@@ -12,12 +12,14 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use diesel::prelude::*;
 
+use super::pieces::Pieces;
 use super::{Actor, Ctx, ServiceError};
 use crate::db::models::*;
 use crate::db::schema::*;
 use crate::db::{is_unique_violation, DbConnection};
 use crate::formats::apt;
-use crate::formats::yum::{render_repodata, Fragments};
+use crate::formats::yum::{assemble_repodata, Members};
+use std::sync::Arc;
 
 /// Add and remove packages in one channel.
 #[derive(Debug, Clone, Default)]
@@ -448,41 +450,6 @@ fn attempt(
     result
 }
 
-/// What rendering needs of a package: its sort key and its rendered metadata.
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = packages)]
-struct FragmentRow {
-    id: String,
-    kind: String,
-    name: String,
-    arch: String,
-    epoch: i32,
-    version: String,
-    release: String,
-    primary_xml: String,
-    filelists_xml: String,
-    other_xml: String,
-    apt_stanza: Option<String>,
-}
-
-impl From<&PackageRow> for FragmentRow {
-    fn from(p: &PackageRow) -> Self {
-        FragmentRow {
-            id: p.id.clone(),
-            kind: p.kind.clone(),
-            name: p.name.clone(),
-            arch: p.arch.clone(),
-            epoch: p.epoch,
-            version: p.version.clone(),
-            release: p.release.clone(),
-            primary_xml: p.primary_xml.clone(),
-            filelists_xml: p.filelists_xml.clone(),
-            other_xml: p.other_xml.clone(),
-            apt_stanza: p.apt_stanza.clone(),
-        }
-    }
-}
-
 /// Renders every published file of a channel revision: the yum repository
 /// (`repodata/…`, signed repomd.xml) and the apt suite (`dists/<channel>/…`,
 /// by-hash copies, Release, InRelease, Release.gpg). Paths are relative to the
@@ -496,20 +463,7 @@ fn render_channel(
     created_at: i64,
 ) -> Result<Vec<(String, Vec<u8>)>, Attempt> {
     let ids: Vec<&String> = members.iter().collect();
-    let mut rows: Vec<FragmentRow> = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        rows.extend(
-            packages::table
-                .filter(packages::id.eq_any(chunk))
-                .select(FragmentRow::as_select())
-                .load(conn)?,
-        );
-    }
-    if let Some(p) = new_package {
-        if members.contains(&p.id) && !rows.iter().any(|r| r.id == p.id) {
-            rows.push(FragmentRow::from(p));
-        }
-    }
+    let mut rows = ctx.pieces.get_many(conn, &ids, new_package)?;
     rows.sort_by(|a, b| {
         (&a.name, &a.arch)
             .cmp(&(&b.name, &b.arch))
@@ -523,20 +477,39 @@ fn render_channel(
     });
     let sign_err =
         |e: crate::signing::SigningError| Attempt::Failed(ServiceError::Signing(e.to_string()));
-    let mut out = Vec::new();
+    // yum and apt are independent: one core each.
+    let (yum, apt) = std::thread::scope(|s| {
+        let yum = s.spawn(|| render_yum(ctx, &rows, created_at));
+        let apt = render_apt(ctx, channel, &rows, created_at);
+        (yum.join(), apt)
+    });
+    let mut out = yum
+        .map_err(|_| Attempt::Failed(ServiceError::Signing("yum rendering panicked".into())))?
+        .map_err(sign_err)?;
+    out.extend(apt.map_err(sign_err)?);
+    Ok(out)
+}
 
-    let frags: Vec<Fragments> = rows
-        .iter()
-        .filter(|r| r.kind == "rpm")
-        .map(|r| Fragments {
-            primary: r.primary_xml.clone(),
-            filelists: r.filelists_xml.clone(),
-            other: r.other_xml.clone(),
-        })
-        .collect();
-    let refs: Vec<&Fragments> = frags.iter().collect();
-    let repodata = render_repodata(&refs, created_at);
-    let asc = ctx.signer.detached(&repodata.repomd).map_err(sign_err)?;
+/// The yum repository (`repodata/…`, signed repomd.xml) and its latest-only
+/// view (`latest/…`), assembled from precompressed pieces.
+fn render_yum(
+    ctx: &Ctx,
+    rows: &[Arc<Pieces>],
+    created_at: i64,
+) -> Result<Vec<(String, Vec<u8>)>, crate::signing::SigningError> {
+    let mut out = Vec::new();
+    let rpms: Vec<&Arc<Pieces>> = rows.iter().filter(|r| r.kind == "rpm").collect();
+    fn members<'a>(list: &[&'a Arc<Pieces>]) -> Vec<Members<'a>> {
+        list.iter()
+            .map(|r| Members {
+                primary: &r.primary,
+                filelists: &r.filelists,
+                other: &r.other,
+            })
+            .collect()
+    }
+    let repodata = assemble_repodata(&members(&rpms), created_at);
+    let asc = ctx.signer.detached(&repodata.repomd)?;
     for f in repodata.files {
         out.push((f.path, f.bytes));
     }
@@ -546,24 +519,15 @@ fn render_channel(
     // The latest-only view (`latest/`): the newest build of each name and arch,
     // for pollers such as GoCD's that refuse a spec matching several versions.
     // `rows` is sorted by name, arch, version: the last of each run wins.
-    let mut newest: Vec<&FragmentRow> = Vec::new();
-    for r in rows.iter().filter(|r| r.kind == "rpm") {
+    let mut newest: Vec<&Arc<Pieces>> = Vec::new();
+    for r in rpms {
         match newest.last_mut() {
             Some(last) if last.name == r.name && last.arch == r.arch => *last = r,
             _ => newest.push(r),
         }
     }
-    let latest_frags: Vec<Fragments> = newest
-        .iter()
-        .map(|r| Fragments {
-            primary: r.primary_xml.clone(),
-            filelists: r.filelists_xml.clone(),
-            other: r.other_xml.clone(),
-        })
-        .collect();
-    let latest_refs: Vec<&Fragments> = latest_frags.iter().collect();
-    let latest = render_repodata(&latest_refs, created_at);
-    let latest_asc = ctx.signer.detached(&latest.repomd).map_err(sign_err)?;
+    let latest = assemble_repodata(&members(&newest), created_at);
+    let latest_asc = ctx.signer.detached(&latest.repomd)?;
     for f in latest.files {
         out.push((format!("latest/{}", f.path), f.bytes));
     }
@@ -572,9 +536,20 @@ fn render_channel(
         "latest/repodata/repomd.xml.asc".into(),
         latest_asc.into_bytes(),
     ));
+    Ok(out)
+}
 
-    // apt: `all` packages appear in every architecture's index.
-    let debs: Vec<&FragmentRow> = rows.iter().filter(|r| r.kind == "deb").collect();
+/// The apt suite (`dists/<channel>/…`: Packages.gz per architecture, by-hash
+/// copies, Release, InRelease, Release.gpg). Paths are relative to `/deb/`.
+fn render_apt(
+    ctx: &Ctx,
+    channel: &str,
+    rows: &[Arc<Pieces>],
+    created_at: i64,
+) -> Result<Vec<(String, Vec<u8>)>, crate::signing::SigningError> {
+    let mut out = Vec::new();
+    // `all` packages appear in every architecture's index.
+    let debs: Vec<&Arc<Pieces>> = rows.iter().filter(|r| r.kind == "deb").collect();
     let mut archs: BTreeSet<String> = ctx.config.apt_architectures.iter().cloned().collect();
     archs.extend(
         debs.iter()
@@ -583,12 +558,12 @@ fn render_channel(
     );
     let mut index_files = Vec::new();
     for arch in &archs {
-        let stanzas: Vec<&str> = debs
+        let stanzas: Vec<(&str, &[u8])> = debs
             .iter()
             .filter(|r| &r.arch == arch || r.arch == "all")
-            .filter_map(|r| r.apt_stanza.as_deref())
+            .map(|r| (r.apt_text.as_str(), r.apt.as_slice()))
             .collect();
-        index_files.extend(apt::render_arch_indexes(
+        index_files.extend(apt::assemble_arch_indexes(
             channel,
             "main",
             arch,
@@ -614,8 +589,8 @@ fn render_channel(
         },
         &index_files,
     );
-    let inrelease = ctx.signer.clearsign(&release).map_err(sign_err)?;
-    let release_gpg = ctx.signer.detached(release.as_bytes()).map_err(sign_err)?;
+    let inrelease = ctx.signer.clearsign(&release)?;
+    let release_gpg = ctx.signer.detached(release.as_bytes())?;
     let dists = format!("dists/{channel}");
     for f in index_files {
         for by_hash in apt::by_hash_paths(&f) {

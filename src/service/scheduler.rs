@@ -54,8 +54,9 @@ pub struct RunReport {
     pub error: Option<String>,
 }
 
-/// Runs every due schedule once, in promotion order (so a build can move one
-/// level per due slot, never two in one go: the next level's soak starts now).
+/// Runs every due schedule once, in promotion order. A build promoted in this
+/// pass starts soaking in its new channel now, so with any soak on the next
+/// level it moves one level per pass (with `soak = "0s"` it may move two).
 pub fn run_due(ctx: &Ctx) -> Result<Vec<RunReport>, ServiceError> {
     let mut reports = Vec::new();
     for channel in &ctx.config.channels {
