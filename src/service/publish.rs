@@ -520,11 +520,21 @@ fn render_yum(
     // for pollers such as GoCD's that refuse a spec matching several versions.
     // `rows` is sorted by name, arch, version: the last of each run wins.
     let mut newest: Vec<&Arc<Pieces>> = Vec::new();
-    for r in rpms {
+    for r in rpms.iter().copied() {
         match newest.last_mut() {
             Some(last) if last.name == r.name && last.arch == r.arch => *last = r,
             _ => newest.push(r),
         }
+    }
+    if newest.len() == rpms.len() {
+        // One build per name: the view is byte-identical to the channel's own
+        // repodata, so reuse it (and its signature) instead of assembling it twice.
+        let copies: Vec<(String, Vec<u8>)> = out
+            .iter()
+            .map(|(path, bytes)| (format!("latest/{path}"), bytes.clone()))
+            .collect();
+        out.extend(copies);
+        return Ok(out);
     }
     let latest = assemble_repodata(&members(&newest), created_at);
     let latest_asc = ctx.signer.detached(&latest.repomd)?;
