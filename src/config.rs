@@ -228,7 +228,13 @@ impl Layer {
             webhook_timeout: get("FORKLIFT_WEBHOOK_TIMEOUT"),
             webhook_retry_base: get("FORKLIFT_WEBHOOK_RETRY_BASE"),
             webhook_max_age: get("FORKLIFT_WEBHOOK_MAX_AGE"),
-            webhook_max_failures: None,
+            webhook_max_failures: match get("FORKLIFT_WEBHOOK_MAX_FAILURES") {
+                Some(v) => Some(v.parse().map_err(|_| ConfigError::Invalid {
+                    key: "FORKLIFT_WEBHOOK_MAX_FAILURES".into(),
+                    message: format!("{v:?} is not a count"),
+                })?),
+                None => None,
+            },
             webhook_tick: get("FORKLIFT_WEBHOOK_TICK"),
         })
     }

@@ -96,6 +96,21 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || (s[0] & 0xfe00) == 0xfc00 // unique local
                 || (s[0] & 0xffc0) == 0xfe80 // link local
                 || v6.to_ipv4_mapped().is_some_and(|v4| is_internal(IpAddr::V4(v4)))
+                // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address.
+                || (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                    && is_internal(IpAddr::V4(std::net::Ipv4Addr::new(
+                        (s[6] >> 8) as u8,
+                        s[6] as u8,
+                        (s[7] >> 8) as u8,
+                        s[7] as u8,
+                    ))))
+                || (s[0] == 0x2002
+                    && is_internal(IpAddr::V4(std::net::Ipv4Addr::new(
+                        (s[1] >> 8) as u8,
+                        s[1] as u8,
+                        (s[2] >> 8) as u8,
+                        s[2] as u8,
+                    ))))
         }
     }
 }
@@ -841,7 +856,12 @@ fn deliver_claimed(
         .select(EventRow::as_select())
         .load(conn)?;
     let mut delivered = 0;
+    let started = Instant::now();
     for e in batch {
+        // Stay well inside the lease, so no other runner takes over mid-pass.
+        if started.elapsed() > Duration::from_millis(LEASE_MS as u64 / 2) {
+            break;
+        }
         let ty = event_type(&e.kind);
         let package_name = match &e.package_id {
             Some(pid) => packages::table
