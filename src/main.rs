@@ -154,6 +154,9 @@ fn main() -> anyhow::Result<()> {
             if c.admin_token.is_some() {
                 c.admin_token = Some("***".into());
             }
+            for hook in c.webhooks.values_mut() {
+                hook.secret = "***".into();
+            }
             println!("{c:#?}");
             Ok(())
         }
