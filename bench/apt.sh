@@ -11,7 +11,9 @@
 #   2. generates N+1 small distinct .debs (examples/gendebs.rs); spot-checks the
 #      first and the last with dpkg-deb;
 #   3. Forklift: starts a fresh server (default SQLite; the first start generates
-#      the RSA-4096 signing key, before any timing), uploads the first N files
+#      the RSA-4096 signing key, before any timing; a random throwaway admin token
+#      in FORKLIFT_ADMIN_TOKEN, sent as "Authorization: Bearer" on every write,
+#      from a header file so it is on no command line), uploads the first N files
 #      without ?channel (stored only; CONCURRENCY curl processes, BATCH files
 #      each over one keep-alive connection), then
 #        - "bulk add": POST /api/v1/channels/qa/promote {"packages":[N file
@@ -30,8 +32,8 @@
 #      Release.gpg). This is done for two publications of the same repo:
 #        - "defaults": aptly's defaults (Packages, .gz, .bz2 and Contents indexes);
 #        - "lean" (prefix lean/): -skip-contents -skip-bz2 -acquire-by-hash, the
-#          closest to what Forklift writes (Packages, .gz, .xz, by-hash; aptly
-#          writes no .xz);
+#          closest to what Forklift writes (Packages, .gz, by-hash; Forklift wrote
+#          a Packages.xz too before e4e1b2c);
 #      each aptly command's wall time, CPU and max RSS come from /usr/bin/time.
 # Prints a markdown table at the end. Everything is removed on exit unless KEEP=1.
 #
@@ -46,9 +48,11 @@
 #   CONCURRENCY=4        parallel curl processes for the Forklift uploads
 #   BATCH=50             files per curl process (one connection, sequential PUTs)
 #   SIZE_KB=8            size of each package's /usr/bin file (incompressible)
-#   MAX_JSON=60000       bytes per bulk-add request body when the server refuses
-#                        the single request (it accepts 64 KiB of JSON); the
-#                        fallback is reported
+#   MAX_JSON=60000       bytes per bulk-add request body if the server refuses
+#                        the single request; the fallback is reported. Since
+#                        c085235 the bulk endpoint accepts 8 MiB of JSON, so the
+#                        single request is accepted (it used to be refused above
+#                        64 KiB, i.e. for N > ~1,900)
 #   APTLY_LEAN=1         0 skips the "lean" aptly publication
 #   PORT=random          loopback port for the server
 #   WORK=                parent directory for the temporary tree [default: $TMPDIR or /tmp]
@@ -86,6 +90,12 @@ W=$(mktemp -d "${WORK:-${TMPDIR:-/tmp}}/forklift-apt-bench.XXXXXX")
 SERVER_PID=
 BASE="http://127.0.0.1:$PORT"
 export GNUPGHOME="$W/gnupg"
+# Every write needs a token: a throwaway admin token for this server only, sent
+# from a header file so that it is on no command line.
+TOKEN="bench-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
+AUTH_HDR="$W/auth.header"
+printf 'Authorization: Bearer %s\n' "$TOKEN" >"$AUTH_HDR"
+chmod 600 "$AUTH_HDR"
 
 cleanup() {
     stop_server || true
@@ -114,7 +124,8 @@ cpu_secs() {
 
 start_server() { # DATA_DIR LOG
     mkdir -p "$1"
-    target/release/forklift serve --listen "127.0.0.1:$PORT" --data-dir "$1" >"$2" 2>&1 &
+    FORKLIFT_ADMIN_TOKEN=$TOKEN target/release/forklift serve \
+        --listen "127.0.0.1:$PORT" --data-dir "$1" >"$2" 2>&1 &
     SERVER_PID=$!
     local i
     # The first start generates an RSA-4096 key: allow up to 60 s.
@@ -225,13 +236,13 @@ curl -sf -o "$W/inrelease-0" "$BASE/deb/dists/qa/InRelease"
 load=$(loadavg)
 cpu0=$(cpu_secs "$SERVER_PID")
 log "forklift: uploading $N .debs (load $load)"
-export BASE
+export BASE AUTH_HDR
 t0=$(now)
 find "$W/set" -maxdepth 1 -name '*.deb' -print0 |
     xargs -0 -r -P "$CONCURRENCY" -n "$BATCH" bash -c '
         args=()
         for f; do args+=(-T "$f" -o /dev/null "$BASE/api/v1/packages/${f##*/}"); done
-        exec curl -sS --max-time 600 -w "%{http_code}\n" "${args[@]}"
+        exec curl -sS --max-time 600 -H "@$AUTH_HDR" -w "%{http_code}\n" "${args[@]}"
     ' _ >"$W/codes" 2>>"$W/curl.err"
 secs=$(calc 3 "$(now) - $t0")
 ok=$(grep -c '^201$' "$W/codes" || true)
@@ -254,7 +265,7 @@ log "forklift: bulk add of $N into qa ($(stat -c %s "$W/bulk.json") bytes of JSO
 REQUESTS=1
 t0=$(now)
 code=$(curl -sS --max-time 600 -o "$W/bulk.out" -w '%{http_code}' \
-    -H 'Content-Type: application/json' --data-binary "@$W/bulk.json" \
+    -H "@$AUTH_HDR" -H 'Content-Type: application/json' --data-binary "@$W/bulk.json" \
     "$BASE/api/v1/channels/qa/promote")
 if [[ $code != 200 ]]; then
     t_fail=$(calc 3 "$(now) - $t0")
@@ -275,7 +286,7 @@ if [[ $code != 200 ]]; then
     t0=$(now)
     for chunk in "$W"/chunk-*.json; do
         code=$(curl -sS --max-time 600 -o "$W/bulk.out" -w '%{http_code}' \
-            -H 'Content-Type: application/json' --data-binary "@$chunk" \
+            -H "@$AUTH_HDR" -H 'Content-Type: application/json' --data-binary "@$chunk" \
             "$BASE/api/v1/channels/qa/promote")
         [[ $code == 200 ]] || { echo "bulk add chunk ${chunk##*/}: HTTP $code: $(head -c 500 "$W/bulk.out")" >&2; exit 1; }
         REQUESTS=$((REQUESTS + 1))
@@ -287,7 +298,7 @@ cpu1=$(cpu_secs "$SERVER_PID")
 hwm_bulk=$(status_kib "$SERVER_PID" VmHWM)
 check_suite "$N" "$W/inrelease-1" "bulk add"
 what="bulk add $N into qa → new signed InRelease"
-(( REQUESTS > 1 )) && what="$what (**$REQUESTS requests/revisions**: 64 KiB JSON limit)"
+(( REQUESTS > 1 )) && what="$what (**$REQUESTS requests/revisions**: the single request was refused)"
 row "Forklift" "$what" "$N" "**$secs**" "$(calc 2 "$cpu1 - $cpu0")" "$(calc 1 "$hwm_bulk / 1024")" "$load"
 F_BULK=$secs
 log "forklift: bulk add in ${secs}s ($REQUESTS request(s)), InRelease Date $(inrelease_date "$W/inrelease-1")"
@@ -297,7 +308,7 @@ load=$(loadavg)
 cpu0=$(cpu_secs "$SERVER_PID")
 log "forklift: adding one package (load $load)"
 t0=$(now)
-code=$(curl -sS --max-time 600 -o "$W/one.out" -w '%{http_code}' -T "$EXTRA" \
+code=$(curl -sS --max-time 600 -o "$W/one.out" -w '%{http_code}' -H "@$AUTH_HDR" -T "$EXTRA" \
     "$BASE/api/v1/packages/${EXTRA##*/}?channel=qa")
 [[ $code == 201 ]] || { echo "add one: HTTP $code: $(head -c 500 "$W/one.out")" >&2; exit 1; }
 wait_inrelease "$W/inrelease-1" "$W/inrelease-2"
@@ -309,10 +320,15 @@ row "Forklift" "upload 1 .deb with ?channel=qa → new signed InRelease" "$TOTAL
     "$(calc 2 "$cpu1 - $cpu0")" "$(calc 1 "$hwm / 1024")" "$load"
 F_ONE=$secs
 log "forklift: one package in ${secs}s, InRelease Date $(inrelease_date "$W/inrelease-2")"
-# Sizes of what was served, for the report.
+# Sizes of what was served, for the report: the indexes that Release lists
+# (Packages.xz only before e4e1b2c).
 for f in Packages Packages.gz Packages.xz; do
-    size=$(curl -sf "$BASE/deb/dists/qa/main/binary-amd64/$f" | wc -c)
-    NOTES+=("Forklift $f for $TOTAL packages: $(calc 2 "$size / 1048576") MiB")
+    if grep -q " main/binary-amd64/$f\$" "$W/inrelease-2"; then
+        curl -sf -o "$W/index.$f" "$BASE/deb/dists/qa/main/binary-amd64/$f"
+        NOTES+=("Forklift $f for $TOTAL packages: $(calc 2 "$(stat -c %s "$W/index.$f") / 1048576") MiB")
+    else
+        NOTES+=("Forklift's Release lists no $f")
+    fi
 done
 F_HWM=$(calc 1 "$hwm / 1024")
 F_CPU=$(calc 2 "$(cpu_secs "$SERVER_PID") - $F_CPU0")

@@ -17,6 +17,9 @@
 #      the qa channel);
 #   5. generates one ~BIG_GIB GiB RPM, uploads it to a fresh server, reports VmHWM
 #      before and after (the growth is what the upload cost in memory).
+# Every server gets a random throwaway admin token (FORKLIFT_ADMIN_TOKEN); every
+# upload sends it as "Authorization: Bearer" from a header file, so it is on no
+# command line. Reads stay anonymous.
 # Prints a markdown table at the end. Everything is removed on exit unless KEEP=1.
 #
 # Needs curl and createrepo_c; about 5 GiB free in WORK (10,000 small packages
@@ -59,6 +62,10 @@ done
 W=$(mktemp -d "${WORK:-${TMPDIR:-/tmp}}/forklift-bench.XXXXXX")
 SERVER_PID=
 BASE="http://127.0.0.1:$PORT"
+TOKEN="bench-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
+AUTH_HDR="$W/auth.header"
+printf 'Authorization: Bearer %s\n' "$TOKEN" >"$AUTH_HDR"
+chmod 600 "$AUTH_HDR"
 
 cleanup() {
     stop_server || true
@@ -85,7 +92,8 @@ cpu_secs() {
 
 start_server() { # DATA_DIR LOG
     mkdir -p "$1"
-    target/release/forklift serve --listen "127.0.0.1:$PORT" --data-dir "$1" >"$2" 2>&1 &
+    FORKLIFT_ADMIN_TOKEN=$TOKEN target/release/forklift serve \
+        --listen "127.0.0.1:$PORT" --data-dir "$1" >"$2" 2>&1 &
     SERVER_PID=$!
     local i
     for i in $(seq 1 300); do
@@ -115,7 +123,7 @@ stop_server() {
 upload_dir() { # DIR QUERY CODES
     local dir=$1 query=$2 codes=$3 t0 t1
     : >"$codes"
-    export BASE query
+    export BASE query AUTH_HDR
     t0=$(now)
     local TIMEFORMAT='%U %S'
     local cpu
@@ -123,7 +131,7 @@ upload_dir() { # DIR QUERY CODES
         xargs -0 -r -P "$CONCURRENCY" -n "$BATCH" bash -c '
             args=()
             for f; do args+=(-T "$f" -o /dev/null "$BASE/api/v1/packages/${f##*/}$query"); done
-            exec curl -sS --max-time 600 -w "%{http_code}\n" "${args[@]}"
+            exec curl -sS --max-time 600 -H "@$AUTH_HDR" -w "%{http_code}\n" "${args[@]}"
         ' _ >>"$codes" 2>>"$W/curl.err"; } 2>&1 )
     t1=$(now)
     echo "$(calc 3 "$t1 - $t0") $(calc 1 "${cpu% *} + ${cpu#* }")"
@@ -260,7 +268,8 @@ if [[ $BIG_GIB != 0 ]]; then
     load=$(loadavg)
     log "uploading $size bytes (load $load)"
     t0=$(now)
-    code=$(curl -sS --max-time 1200 -o "$W/big.json" -w '%{http_code}' -T "$big" "$BASE/api/v1/packages/${big##*/}")
+    code=$(curl -sS --max-time 1200 -o "$W/big.json" -w '%{http_code}' -H "@$AUTH_HDR" -T "$big" \
+        "$BASE/api/v1/packages/${big##*/}")
     secs=$(calc 3 "$(now) - $t0")
     rss1=$(status_kib "$SERVER_PID" VmRSS)
     hwm1=$(status_kib "$SERVER_PID" VmHWM)

@@ -461,6 +461,16 @@ both_backends!(
     token_cli_and_logs,
 );
 
+/// A child server that is killed even when the test panics.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The real binary: first start writes an admin token file (0600), the
 /// `forklift token` commands work while it runs, and no secret ever reaches
 /// its log, even at debug level.
@@ -482,18 +492,20 @@ fn token_cli_and_logs(b: Backend) {
     let url = format!("http://127.0.0.1:{port}");
     let log_path = data.path().join("server.log");
     let log = std::fs::File::create(&log_path).expect("log");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_forklift"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(["--database-url", &database_url])
-        .env("FORKLIFT_LOG", "debug")
-        .env_remove("FORKLIFT_ADMIN_TOKEN")
-        .env("FORKLIFT_PRIVATE_CHANNELS", "prod")
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("spawn forklift");
+    let mut server = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_forklift"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--database-url", &database_url])
+            .env("FORKLIFT_LOG", "debug")
+            .env_remove("FORKLIFT_ADMIN_TOKEN")
+            .env("FORKLIFT_PRIVATE_CHANNELS", "prod")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn forklift"),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while ureq::get(&format!("{url}/healthz")).call().is_err() {
         assert!(Instant::now() < deadline, "server did not start");
@@ -582,8 +594,8 @@ fn token_cli_and_logs(b: Backend) {
     assert_eq!(put(&ci), 401);
     assert!(!cli(&["list"]).contains("ci\t"));
 
-    let _ = server.kill();
-    let _ = server.wait();
+    let _ = server.0.kill();
+    let _ = server.0.wait();
     let text = std::fs::read_to_string(&log_path).expect("log");
     assert!(
         text.contains(&token_file.display().to_string()),

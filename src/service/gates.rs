@@ -529,20 +529,30 @@ pub fn retention_overflow(
             p.release.clone(),
         )
     });
-    let mut names: HashSet<String> = packages::table
-        .filter(packages::id.eq_any(adding))
-        .select(packages::name)
-        .load::<String>(conn)?
-        .into_iter()
-        .collect();
+    // In chunks: a bulk promotion may add more builds than a statement takes
+    // parameters (SQLite allows 32,766).
+    let mut names: HashSet<String> = HashSet::new();
+    for chunk in adding.chunks(500) {
+        names.extend(
+            packages::table
+                .filter(packages::id.eq_any(chunk))
+                .select(packages::name)
+                .load::<String>(conn)?,
+        );
+    }
     names.extend(fresh.iter().map(|k| k.2.clone()));
-    let mut same_names: Vec<Key> = packages::table
-        .filter(packages::name.eq_any(names.into_iter().collect::<Vec<_>>()))
-        .select(PackageSummary::as_select())
-        .load::<PackageSummary>(conn)?
-        .iter()
-        .map(key)
-        .collect();
+    let names: Vec<String> = names.into_iter().collect();
+    let mut same_names: Vec<Key> = Vec::new();
+    for chunk in names.chunks(500) {
+        same_names.extend(
+            packages::table
+                .filter(packages::name.eq_any(chunk))
+                .select(PackageSummary::as_select())
+                .load::<PackageSummary>(conn)?
+                .iter()
+                .map(key),
+        );
+    }
     same_names.extend(fresh);
     let mut groups: BTreeMap<(String, String, String), Vec<Key>> = BTreeMap::new();
     for p in same_names.into_iter().filter(|p| members.contains(&p.0)) {
