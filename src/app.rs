@@ -94,6 +94,10 @@ pub fn server(ctx: Ctx, listener: TcpListener) -> Result<actix_web::dev::Server,
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").exclude("/healthz"))
             .configure(crate::http::routes)
     })
+    // Without it, every response after the first on a keep-alive connection
+    // (dnf and apt reuse connections) waits ~40 ms for the client's delayed
+    // ACK: headers and body go out as separate small writes.
+    .tcp_nodelay(true)
     .listen(listener)?
     .run();
     start_background(ctx_for_tasks);

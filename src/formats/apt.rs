@@ -11,6 +11,7 @@ use std::io::Write as _;
 use sha2::{Digest, Sha256, Sha512};
 
 use super::deb::DebInfo;
+use super::gzchain::{self, Chunk};
 
 /// The field order `apt-ftparchive packages` (apt 2.6, `apt-pkg/tagfile-order.c`)
 /// writes, matched against its real output. Fields not listed here follow
@@ -234,11 +235,12 @@ pub fn stanza_text(stanza: &str) -> String {
     text
 }
 
-/// One stanza compressed on its own (a gzip member). Members concatenate into
-/// one valid Packages.gz (see `yum::gzip_member`), so each .deb is compressed
-/// once.
-pub fn stanza_member(text: &str) -> Vec<u8> {
-    gzip(text.as_bytes())
+/// The Packages.gz chunk of a block of consecutive stanzas (texts from
+/// [`stanza_text`]), compressed against the block before it (empty for the
+/// first): see [`super::gzchain`]. Only blocks that changed, or whose
+/// predecessor did, are compressed again when a suite changes.
+pub fn stanza_block_chunk(block: &[&str], prev: &[&str]) -> Chunk {
+    gzchain::chunk(block.concat().as_bytes(), prev.concat().as_bytes())
 }
 
 /// The per-component Release of one architecture's index directory.
@@ -266,9 +268,11 @@ fn component_release(
     release
 }
 
-/// An architecture's indexes assembled from each stanza's text and its
-/// precompressed member: `Packages` (apt checks the decompressed index against
-/// its Release entry), `Packages.gz` (decompressing to exactly `Packages`) and
+/// An architecture's indexes assembled from its stanzas' texts and the chunks
+/// of their blocks (made by [`stanza_block_chunk`], in order, each with the
+/// block before it):
+/// `Packages` (apt checks the decompressed index against its Release entry),
+/// `Packages.gz` (one gzip stream decompressing to exactly `Packages`) and
 /// the per-component Release. No `.xz`: every apt reads gzip, and xz would
 /// mean compressing the whole suite on every change.
 pub fn assemble_arch_indexes(
@@ -277,23 +281,15 @@ pub fn assemble_arch_indexes(
     arch: &str,
     origin: &str,
     label: &str,
-    stanzas: &[(&str, &[u8])],
+    stanzas: &[&str],
+    chunks: &[&Chunk],
 ) -> Vec<IndexFile> {
     let dir = format!("{component}/binary-{arch}");
-    let mut plain = Vec::with_capacity(stanzas.iter().map(|(t, _)| t.len()).sum());
-    for (text, _) in stanzas {
+    let mut plain = Vec::with_capacity(stanzas.iter().map(|t| t.len()).sum());
+    for text in stanzas {
         plain.extend_from_slice(text.as_bytes());
     }
-    let members: Vec<&[u8]> = stanzas.iter().map(|(_, m)| *m).collect();
-    let gz = if members.is_empty() {
-        gzip(b"")
-    } else {
-        let mut out = Vec::with_capacity(members.iter().map(|m| m.len()).sum());
-        for m in members {
-            out.extend_from_slice(m);
-        }
-        out
-    };
+    let gz = gzchain::assemble(chunks.iter().copied());
     vec![
         IndexFile::new(format!("{dir}/Packages"), plain),
         IndexFile::new(format!("{dir}/Packages.gz"), gz),
@@ -695,21 +691,31 @@ SHA256:\n";
     }
 
     proptest::proptest! {
-        /// Packages.gz assembled from members decompresses to the from-scratch Packages.
+        /// Packages.gz assembled from chunks decompresses to the from-scratch Packages.
         #[test]
         fn assembled_packages_equal_from_scratch(
             stanzas in proptest::collection::vec("Package: [a-z]{1,8}\nVersion: [0-9.]{1,6}\n(Description: \\PC{0,60}\n)?", 0..10),
+            cuts in proptest::collection::vec(0usize..10, 0..10),
         ) {
             let refs: Vec<&str> = stanzas.iter().map(String::as_str).collect();
             let scratch = render_arch_indexes("s", "main", "amd64", "O", "L", &refs);
             let texts: Vec<String> = refs.iter().map(|s| stanza_text(s)).collect();
-            let members: Vec<Vec<u8>> = texts.iter().map(|t| stanza_member(t)).collect();
-            let pairs: Vec<(&str, &[u8])> = texts
+            let all: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let mut blocks: Vec<&[&str]> = Vec::new();
+            let mut rest = all.as_slice();
+            let mut cuts = cuts.into_iter();
+            while !rest.is_empty() {
+                let n = (cuts.next().unwrap_or(1) % rest.len()) + 1;
+                blocks.push(&rest[..n]);
+                rest = &rest[n..];
+            }
+            let chunks: Vec<Chunk> = blocks
                 .iter()
-                .zip(&members)
-                .map(|(t, m)| (t.as_str(), m.as_slice()))
+                .enumerate()
+                .map(|(i, b)| stanza_block_chunk(b, if i == 0 { &[] } else { blocks[i - 1] }))
                 .collect();
-            let assembled = assemble_arch_indexes("s", "main", "amd64", "O", "L", &pairs);
+            let refs: Vec<&Chunk> = chunks.iter().collect();
+            let assembled = assemble_arch_indexes("s", "main", "amd64", "O", "L", &all, &refs);
             let mut out = Vec::new();
             flate2::read::MultiGzDecoder::new(assembled[1].bytes.as_slice())
                 .read_to_end(&mut out)

@@ -3,6 +3,7 @@
 
 pub mod apt;
 pub mod deb;
+pub mod gzchain;
 pub mod rpm;
 pub mod yum;
 

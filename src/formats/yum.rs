@@ -9,6 +9,7 @@ use std::io::Write as _;
 
 use sha2::{Digest, Sha256};
 
+use super::gzchain::{self, chunk, Chunk};
 use super::rpm::{Dep, FileKind, RpmInfo};
 
 /// What the store knows about a package file that its header does not.
@@ -23,7 +24,7 @@ pub struct FileFacts<'a> {
 }
 
 /// The three per-package XML fragments.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fragments {
     pub primary: String,
     pub filelists: String,
@@ -277,31 +278,33 @@ fn data_file<'a>(
     }
 }
 
-/// A piece of a data file compressed on its own: one gzip member. Members
-/// concatenate into a valid gzip stream (RFC 1952, 2.2) that zlib's gzread —
-/// libsolv's and apt's reader — decompresses as one file. So each package is
-/// compressed once, when it is first published, and a new revision's files
-/// are assembled by concatenation.
-pub fn gzip_member(bytes: &[u8]) -> Vec<u8> {
-    gzip(bytes)
+/// One block of consecutive packages in the three data files, each file's
+/// part compressed against that file's text of the block before it (see
+/// [`super::gzchain`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunks {
+    pub primary: Chunk,
+    pub filelists: Chunk,
+    pub other: Chunk,
 }
 
-/// One package's precompressed pieces of the three data files.
-#[derive(Debug, Clone, Copy)]
-pub struct Members<'a> {
-    pub primary: &'a [u8],
-    pub filelists: &'a [u8],
-    pub other: &'a [u8],
-}
-
-impl Fragments {
-    /// Compresses the fragments into members (once per package).
-    pub fn compress(&self) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-        (
-            gzip_member(self.primary.as_bytes()),
-            gzip_member(self.filelists.as_bytes()),
-            gzip_member(self.other.as_bytes()),
-        )
+/// The chunks of the packages `block` when the packages `prev` come right
+/// before them in the data files (empty: the block is the first).
+pub fn block_chunks(block: &[&Fragments], prev: &[&Fragments]) -> Chunks {
+    fn text(list: &[&Fragments], part: fn(&Fragments) -> &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(list.iter().map(|f| part(f).len()).sum());
+        for f in list {
+            out.extend_from_slice(part(f).as_bytes());
+        }
+        out
+    }
+    let parts: [fn(&Fragments) -> &str; 3] = [|f| &f.primary, |f| &f.filelists, |f| &f.other];
+    let [primary, filelists, other] =
+        parts.map(|part| chunk(&text(block, part), &text(prev, part)));
+    Chunks {
+        primary,
+        filelists,
+        other,
     }
 }
 
@@ -310,15 +313,18 @@ fn assembled_file<'a>(
     head: &str,
     tail: &str,
     count: usize,
-    members: impl Iterator<Item = &'a [u8]>,
+    members: impl Iterator<Item = &'a Chunk>,
 ) -> DataFile {
-    let open = gzip_member(opening(head, count).as_bytes());
-    let close = gzip_member(closing(tail).as_bytes());
-    let mut bytes = open;
+    // The opening and the first package are compressed without a dictionary:
+    // the opening holds the package count, which changes with every revision.
+    let open = chunk(opening(head, count).as_bytes(), b"");
+    let close = chunk(closing(tail).as_bytes(), b"");
+    let mut parts: Vec<&Chunk> = vec![&open];
     for m in members {
-        bytes.extend_from_slice(m);
+        parts.push(m);
     }
-    bytes.extend_from_slice(&close);
+    parts.push(&close);
+    let bytes = gzchain::assemble(parts.iter().copied());
     let sha256 = sha256_hex(&bytes);
     DataFile {
         kind,
@@ -330,33 +336,34 @@ fn assembled_file<'a>(
     }
 }
 
-/// A revision's repodata assembled from its packages' precompressed members
-/// (in the order they should appear): concatenation and one SHA-256 per file.
-/// Decompresses to exactly what [`render_repodata`] writes for the same
-/// packages; repomd.xml leaves out the open-* fields.
-pub fn assemble_repodata(members: &[Members<'_>], timestamp: i64) -> Repodata {
-    let n = members.len();
+/// A revision's repodata assembled from the chunks of its `count` packages:
+/// blocks in file order, each made by [`block_chunks`] with the block before
+/// it in this same list. Concatenation and one SHA-256 per file; decompresses
+/// to exactly what [`render_repodata`] writes for the same packages.
+/// repomd.xml leaves out the open-* fields.
+pub fn assemble_repodata(members: &[&Chunks], count: usize, timestamp: i64) -> Repodata {
+    let n = count;
     let files = vec![
         assembled_file(
             "primary",
             PRIMARY_HEAD,
             "</metadata>",
             n,
-            members.iter().map(|m| m.primary),
+            members.iter().map(|m| &m.primary),
         ),
         assembled_file(
             "filelists",
             FILELISTS_HEAD,
             "</filelists>",
             n,
-            members.iter().map(|m| m.filelists),
+            members.iter().map(|m| &m.filelists),
         ),
         assembled_file(
             "other",
             OTHER_HEAD,
             "</otherdata>",
             n,
-            members.iter().map(|m| m.other),
+            members.iter().map(|m| &m.other),
         ),
     ];
     let repomd = render_repomd(&files, timestamp);
@@ -536,19 +543,30 @@ mod tests {
         fn assembled_equals_from_scratch(
             parts in proptest::collection::vec(
                 ("\\PC{0,200}", "\\PC{0,200}", "\\PC{0,80}"), 0..12),
+            cuts in proptest::collection::vec(0usize..12, 0..12),
             ts in 0i64..4_000_000_000,
         ) {
             let frags: Vec<Fragments> = parts
                 .into_iter()
                 .map(|(p, f, o)| Fragments { primary: p, filelists: f, other: o })
                 .collect();
-            let compressed: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> =
-                frags.iter().map(Fragments::compress).collect();
-            let members: Vec<Members<'_>> = compressed
+            // Cut into blocks at arbitrary points, as publication's boundaries fall.
+            let all: Vec<&Fragments> = frags.iter().collect();
+            let mut blocks: Vec<&[&Fragments]> = Vec::new();
+            let mut rest = all.as_slice();
+            let mut cuts = cuts.into_iter();
+            while !rest.is_empty() {
+                let n = (cuts.next().unwrap_or(1) % rest.len()) + 1;
+                blocks.push(&rest[..n]);
+                rest = &rest[n..];
+            }
+            let chunks: Vec<Chunks> = blocks
                 .iter()
-                .map(|(p, f, o)| Members { primary: p, filelists: f, other: o })
+                .enumerate()
+                .map(|(i, b)| block_chunks(b, if i == 0 { &[] } else { blocks[i - 1] }))
                 .collect();
-            let assembled = assemble_repodata(&members, ts);
+            let assembled =
+                assemble_repodata(&chunks.iter().collect::<Vec<_>>(), frags.len(), ts);
             let scratch = render_repodata(&frags.iter().collect::<Vec<_>>(), ts);
             for (a, s) in assembled.files.iter().zip(&scratch.files) {
                 proptest::prop_assert_eq!(a.kind, s.kind);

@@ -100,7 +100,9 @@ impl From<ServiceError> for ApiError {
             E::NotAllowed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "promotion_not_allowed"),
             E::UploadAborted(_) => (StatusCode::BAD_REQUEST, "upload_aborted"),
             E::Contention => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
-            E::Db(_) | E::Store(_) | E::Io(_) | E::Signing(_) => return ApiError::internal(&e),
+            E::Db(_) | E::Store(_) | E::Io(_) | E::Signing(_) | E::Publication(_) => {
+                return ApiError::internal(&e)
+            }
         };
         ApiError::new(status, code, msg)
     }

@@ -62,6 +62,10 @@ pub enum ServiceError {
     Contention,
     #[error("signing failed: {0}")]
     Signing(String),
+    /// Our own fault while rendering a revision (a worker thread panicked, or
+    /// stored metadata is missing).
+    #[error("publication failed: {0}")]
+    Publication(String),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
