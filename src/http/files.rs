@@ -105,13 +105,109 @@ pub fn content_type(name: &str) -> &'static str {
     }
 }
 
-/// Sends `served` to the client, honouring conditional and range requests.
-pub fn respond(
+/// What a request asks of a file, read from its headers before the lookup.
+struct Conditions {
+    if_modified_since: Option<i64>,
+    if_range: Option<String>,
+    range: Option<String>,
+}
+
+impl Conditions {
+    fn of(req: &HttpRequest) -> Conditions {
+        let get = |h: header::HeaderName| {
+            req.headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        Conditions {
+            if_modified_since: get(header::IF_MODIFIED_SINCE)
+                .as_deref()
+                .and_then(parse_http_date),
+            if_range: get(header::IF_RANGE),
+            range: get(header::RANGE),
+        }
+    }
+}
+
+/// The answer to a file request, decided on the blocking thread.
+enum Answer {
+    NotModified,
+    Unsatisfiable,
+    /// Status, first byte, length, and the bytes themselves for small files.
+    Send(StatusCode, u64, u64, Option<Bytes>),
+}
+
+fn decide(served: &Served, cond: &Conditions) -> Answer {
+    if let Some(ims) = cond.if_modified_since {
+        if served.last_modified <= ims {
+            return Answer::NotModified;
+        }
+    }
+    let len = served.size;
+    // If-Range with a date: the range applies only if the file is unchanged.
+    let range_ok = match &cond.if_range {
+        None => true,
+        Some(v) => parse_http_date(v) == Some(served.last_modified),
+    };
+    let range = match &cond.range {
+        Some(v) if range_ok => parse_range(v, len),
+        _ => RangeRequest::Full,
+    };
+    match range {
+        RangeRequest::Full => Answer::Send(StatusCode::OK, 0, len, None),
+        RangeRequest::One(r) => {
+            Answer::Send(StatusCode::PARTIAL_CONTENT, r.start, r.end - r.start, None)
+        }
+        RangeRequest::Unsatisfiable => Answer::Unsatisfiable,
+    }
+}
+
+/// Files up to this size are read in one go on the lookup's blocking thread;
+/// larger ones are streamed in CHUNK pieces, so memory stays bounded.
+const SMALL: u64 = CHUNK as u64;
+
+/// Serves the file that `lookup` finds (`None`: 404 with `missing`),
+/// honouring conditional and range requests. The lookup, and the read of a
+/// small file, happen in one hop to a blocking thread.
+pub async fn serve<F>(
     ctx: &web::Data<Ctx>,
     req: &HttpRequest,
-    served: Served,
     name: &str,
-) -> Result<HttpResponse, ApiError> {
+    missing: String,
+    lookup: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(&Ctx) -> Result<Option<Served>, crate::service::ServiceError> + Send + 'static,
+{
+    let cond = Conditions::of(req);
+    let found = super::blocking(ctx, move |c| {
+        let Some(served) = lookup(c)? else {
+            return Ok(None);
+        };
+        let mut answer = decide(&served, &cond);
+        if let Answer::Send(_, start, count, body) = &mut answer {
+            if *count <= SMALL {
+                let mut buf = Vec::with_capacity(*count as usize);
+                c.store
+                    .get_range(&served.blob, *start, *count)?
+                    .read_to_end(&mut buf)?;
+                if buf.len() as u64 != *count {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("blob {} is shorter than recorded", served.blob),
+                    )
+                    .into());
+                }
+                *body = Some(Bytes::from(buf));
+            }
+        }
+        Ok(Some((served, answer)))
+    })
+    .await?;
+    let Some((served, answer)) = found else {
+        return Err(ApiError::not_found(missing));
+    };
     let last_modified = http_date(served.last_modified);
     let cache = if served.immutable {
         "public, max-age=31536000, immutable"
@@ -126,42 +222,15 @@ pub fn respond(
             .insert_header((header::CONTENT_TYPE, content_type(name)));
         b
     };
-    if let Some(ims) = req
-        .headers()
-        .get(header::IF_MODIFIED_SINCE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_http_date)
-    {
-        if served.last_modified <= ims {
-            return Ok(resp(StatusCode::NOT_MODIFIED).finish());
-        }
-    }
     let len = served.size;
-    // If-Range with a date: the range applies only if the file is unchanged.
-    let range_ok = match req
-        .headers()
-        .get(header::IF_RANGE)
-        .and_then(|v| v.to_str().ok())
-    {
-        None => true,
-        Some(v) => parse_http_date(v) == Some(served.last_modified),
-    };
-    let range = match req
-        .headers()
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(v) if range_ok => parse_range(v, len),
-        _ => RangeRequest::Full,
-    };
-    let (status, start, count) = match range {
-        RangeRequest::Full => (StatusCode::OK, 0, len),
-        RangeRequest::One(r) => (StatusCode::PARTIAL_CONTENT, r.start, r.end - r.start),
-        RangeRequest::Unsatisfiable => {
+    let (status, start, count, body) = match answer {
+        Answer::NotModified => return Ok(resp(StatusCode::NOT_MODIFIED).finish()),
+        Answer::Unsatisfiable => {
             return Ok(resp(StatusCode::RANGE_NOT_SATISFIABLE)
                 .insert_header((header::CONTENT_RANGE, format!("bytes */{len}")))
                 .finish());
         }
+        Answer::Send(status, start, count, body) => (status, start, count, body),
     };
     let mut builder = resp(status);
     if status == StatusCode::PARTIAL_CONTENT {
@@ -170,10 +239,17 @@ pub fn respond(
             format!("bytes {}-{}/{}", start, start + count - 1, len),
         ));
     }
-    let reader = ctx
-        .store
-        .get_range(&served.blob, start, count)
-        .map_err(ApiError::internal)?;
+    if let Some(bytes) = body {
+        return Ok(builder.body(bytes));
+    }
+    let reader = web::block({
+        let ctx = ctx.clone();
+        let blob = served.blob.clone();
+        move || ctx.store.get_range(&blob, start, count)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
     Ok(builder.body(SizedStream::new(count, blob_stream(reader))))
 }
 

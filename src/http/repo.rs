@@ -38,10 +38,11 @@ pub async fn repodata(
     ctx.require_read(&who, &channel)?;
     let name = file.clone();
     let latest = req.path().contains("/latest/repodata/");
-    let served = blocking(&ctx, move |c| repo::repodata(c, &channel, latest, &name))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no metadata file {file:?} in this channel")))?;
-    files::respond(&ctx, &req, served, &file)
+    let missing = format!("no metadata file {file:?} in this channel");
+    files::serve(&ctx, &req, &file, missing, move |c| {
+        repo::repodata(c, &channel, latest, &name)
+    })
+    .await
 }
 
 /// `/rpm/{channel}/Packages/{sha256}/{filename}`
@@ -54,10 +55,11 @@ pub async fn package(
     let (channel, sha, file) = path.into_inner();
     ctx.require_read(&who, &channel)?;
     let name = file.clone();
-    let served = blocking(&ctx, move |c| repo::package_file(c, &channel, &sha, &name))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("{file:?} is not in this channel")))?;
-    files::respond(&ctx, &req, served, &file)
+    let missing = format!("{file:?} is not in this channel");
+    files::serve(&ctx, &req, &file, missing, move |c| {
+        repo::package_file(c, &channel, &sha, &name)
+    })
+    .await
 }
 
 /// `/rpm/{channel}/latest/Packages/{sha256}/{filename}`: the same files.
@@ -119,10 +121,11 @@ pub async fn dists(
     let (channel, rest) = path.into_inner();
     ctx.require_read(&who, &channel)?;
     let name = rest.rsplit('/').next().unwrap_or_default().to_string();
-    let served = blocking(&ctx, move |c| repo::dists(c, &channel, &rest))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no file {name:?} in this suite")))?;
-    files::respond(&ctx, &req, served, &name)
+    let missing = format!("no file {name:?} in this suite");
+    files::serve(&ctx, &req, &name, missing, move |c| {
+        repo::dists(c, &channel, &rest)
+    })
+    .await
 }
 
 /// `/deb/pool/{rest}`: the package files of every suite, each stored once.
@@ -135,8 +138,9 @@ pub async fn pool(
     let pool_path = format!("pool/{}", rest.into_inner());
     let name = pool_path.rsplit('/').next().unwrap_or_default().to_string();
     // Which channels hold the file decides who may read it: the service checks.
-    let served = blocking(&ctx, move |c| repo::pool_file(c, &pool_path, &who))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("{name:?} is not in any channel")))?;
-    files::respond(&ctx, &req, served, &name)
+    let missing = format!("{name:?} is not in any channel");
+    files::serve(&ctx, &req, &name, missing, move |c| {
+        repo::pool_file(c, &pool_path, &who)
+    })
+    .await
 }
