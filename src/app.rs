@@ -60,6 +60,10 @@ pub fn init_with_clock(
         pieces: Arc::new(crate::service::pieces::PieceCache::default()),
     };
     channels::sync_channels(&ctx)?;
+    let resigned = channels::resign_for_keys(&ctx)?;
+    if !resigned.is_empty() {
+        tracing::info!(channels = ?resigned, "signing keys changed: re-signed");
+    }
     crate::service::gates::apply_config_policies(&ctx)?;
     crate::service::scheduler::sync(&ctx)?;
     crate::service::webhooks::apply_config(&ctx)?;

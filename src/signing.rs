@@ -182,6 +182,24 @@ impl Signer {
         String::from_utf8(out).map_err(|e| SigningError::Pgp(e.to_string()))
     }
 
+    /// Whether `armored` (as [`Self::detached`] writes it) holds valid
+    /// signatures over `data` by exactly the current keys: false once a
+    /// rotation added or removed a key since it was made.
+    pub fn signed_by_current_keys(&self, data: &[u8], armored: &str) -> bool {
+        let Ok((sigs, _)) = DetachedSignature::from_armor_many(armored.as_bytes()) else {
+            return false;
+        };
+        let Ok(sigs) = sigs.collect::<Result<Vec<_>, _>>() else {
+            return false;
+        };
+        sigs.len() == self.keys.len()
+            && self.keys.iter().all(|(key, _)| {
+                let public = key.to_public_key();
+                sigs.iter()
+                    .any(|s| s.verify(&public.primary_key, data).is_ok())
+            })
+    }
+
     /// A clearsigned text (InRelease), signed by every key. rPGP does not strip
     /// trailing whitespace before hashing while gpgv does, so lines must not end
     /// in whitespace.

@@ -268,8 +268,34 @@ fn tampered_release_files_are_rejected() {
         !ok,
         "a Release not matching Release.gpg was accepted:\n{out}"
     );
+    // The genuine Release with a damaged Release.gpg: one character of the
+    // signature's body changed.
+    std::fs::write(dists.join("Release"), &release).expect("restore");
+    let gpg = std::fs::read_to_string(dists.join("Release.gpg")).expect("release.gpg");
+    let body_line = gpg
+        .lines()
+        .position(|l| l.len() > 40 && !l.contains(':'))
+        .expect("armored body");
+    let damaged: Vec<String> = gpg
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == body_line + 2 {
+                let mut c: Vec<char> = l.chars().collect();
+                c[10] = if c[10] == 'A' { 'B' } else { 'A' };
+                c.into_iter().collect()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(dists.join("Release.gpg"), damaged.join("\n") + "\n").expect("tamper");
+    let fresh = Apt::new();
+    fresh.set_sources(&line);
+    let (ok, out) = fresh.update();
+    assert!(!ok, "a damaged Release.gpg was accepted:\n{out}");
+    std::fs::write(dists.join("Release.gpg"), &gpg).expect("restore");
     // And the genuine pair verifies.
-    std::fs::write(dists.join("Release"), release).expect("restore");
     let fresh = Apt::new();
     fresh.set_sources(&line);
     let (ok, out) = fresh.update();
@@ -355,11 +381,33 @@ fn key_rotation_verifies_with_either_key() {
     let next_signer =
         forklift::signing::Signer::load_or_generate(None, None, &next_dir).expect("next key");
     let next_path = forklift::signing::default_key_path(&next_dir);
-    let Some(srv) = TestServer::start_with(Backend::Sqlite, |l| {
-        l.signing_key_next = Some(next_path.clone())
-    }) else {
+    // Channels published before the rotation starts...
+    let Some(mut srv) = TestServer::start(Backend::Sqlite) else {
         return;
     };
+    assert_eq!(upload(&srv, &deb(COMMON), Some("qa")).status, 201);
+    assert_eq!(
+        upload(&srv, &fixture("forklift-lib-1.0-1.noarch.rpm"), Some("qa")).status,
+        201
+    );
+    {
+        // ...are signed by the old key only: a host holding just the next key fails.
+        let apt = Apt::new();
+        let key = apt.path("next-only.asc");
+        std::fs::write(&key, next_signer.public_key_armored()).expect("key");
+        apt.set_sources(&format!(
+            "deb [signed-by={}] {}/deb qa main",
+            key.display(),
+            srv.url
+        ));
+        let (ok, out) = apt.update();
+        assert!(!ok, "apt accepted a suite signed by another key:\n{out}");
+    }
+    // The next key is configured: the restart re-signs the unchanged channels.
+    let head_before = get(&srv.api("/channels/qa")).json()["revision"].clone();
+    srv.restart(|c| c.signing_key_next = Some(next_path.clone()));
+    let qa = get(&srv.api("/channels/qa")).json();
+    assert_ne!(qa["revision"], head_before, "qa was not re-signed: {qa}");
     let old_signer = forklift::signing::Signer::load(&signing_key(), None).expect("old key");
     let served = get(&format!("{}/keys/forklift.asc", srv.url)).text();
     let listed = run(Command::new("gpg")
@@ -379,11 +427,6 @@ fn key_rotation_verifies_with_either_key() {
             "{fp} not published:\n{listed}"
         );
     }
-    assert_eq!(upload(&srv, &deb(COMMON), Some("qa")).status, 201);
-    assert_eq!(
-        upload(&srv, &fixture("forklift-lib-1.0-1.noarch.rpm"), Some("qa")).status,
-        201
-    );
 
     for only in [
         old_signer.public_key_armored(),

@@ -70,7 +70,9 @@ fn bulk_promotion_above_sqlite_parameter_limit() {
         let mut conn = server.ctx.conn().expect("conn");
         conn.transaction::<_, diesel::result::Error, _>(|conn| {
             for r in &rows {
-                diesel::insert_into(packages::table).values(r).execute(conn)?;
+                diesel::insert_into(packages::table)
+                    .values(r)
+                    .execute(conn)?;
             }
             Ok(())
         })

@@ -265,6 +265,29 @@ fn dnf_rejects_tampered_repomd_signature() {
     .expect("tamper");
     let bad = query(mirror.path());
     std::fs::write(repodata.join("repomd.xml"), &repomd).expect("restore");
+    // The genuine repomd.xml with a damaged signature file: one character of
+    // the armored body changed.
+    let asc_text = String::from_utf8(asc.body.clone()).expect("armored");
+    let body_line = asc_text
+        .lines()
+        .position(|l| l.len() > 40 && !l.contains(':'))
+        .expect("armored body")
+        + 2;
+    let damaged: String = asc_text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut l = l.to_string();
+            if i == body_line {
+                let c = if l.as_bytes()[10] == b'A' { "B" } else { "A" };
+                l.replace_range(10..11, c);
+            }
+            l + "\n"
+        })
+        .collect();
+    std::fs::write(repodata.join("repomd.xml.asc"), damaged).expect("tamper");
+    let bad_sig = query(mirror.path());
+    std::fs::write(repodata.join("repomd.xml.asc"), &asc.body).expect("restore");
     let ok = query(mirror.path());
     let _ = static_server.kill();
     let _ = static_server.wait();
@@ -284,6 +307,12 @@ fn dnf_rejects_tampered_repomd_signature() {
         String::from_utf8_lossy(&bad.stderr).contains("GPG"),
         "{}",
         String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(
+        !bad_sig.status.success(),
+        "damaged repomd.xml.asc accepted: {} {}",
+        String::from_utf8_lossy(&bad_sig.stdout),
+        String::from_utf8_lossy(&bad_sig.stderr)
     );
 }
 

@@ -303,15 +303,20 @@ fn morning_deploys_and_qa_freeze(b: Backend) {
 }
 
 /// "Each hurdle is a promotion level: some are activated automatically by the
-/// success of the previous level, some only by approved promoters." Manual
-/// gates: an open one, a restricted one, and a held build that needs force.
+/// success of the previous level, some only by approved promoters." Staging
+/// is automatic (every 10 minutes, once a build has passed 30 minutes in qa)
+/// and also an open manual hurdle; prod is only for its approvers; a held
+/// build needs force.
 fn hurdles_and_approvals(b: Backend) {
     let clock = hour_clock();
+    let t0 = clock.now();
     let Some(srv) = start(
         b,
         &clock,
         r#"
         [staging]
+        every = "10m"
+        soak = "30m"
         require_permission = false
         [prod]
         require_permission = true
@@ -324,23 +329,68 @@ fn hurdles_and_approvals(b: Backend) {
         serde_json::json!({"name": "dev", "roles": ["uploader"]}),
     );
     let dev = r.json()["token"].as_str().expect("token").to_string();
+    let r = post_json(
+        &srv.api("/tokens"),
+        serde_json::json!({"name": "approvers", "roles": ["promoter:prod"]}),
+    );
+    let approvers = r.json()["token"].as_str().expect("token").to_string();
+
+    // The automatic hurdle: qa's success (30 minutes there, nobody held it)
+    // activates staging on its next run, without anyone calling the API.
+    clock.set(t0 + MIN);
     assert_eq!(upload(&srv, &fixture(DEMO10), Some("qa")).status, 201);
-    // Staging is open to any token; anonymous callers still are not.
+    clock.set(t0 + 10 * MIN);
+    run_due(&srv);
+    assert!(
+        in_channel(&srv, "staging").is_empty(),
+        "still soaking in qa"
+    );
+    clock.set(t0 + 40 * MIN);
+    let runs = run_due(&srv);
+    assert_eq!(in_channel(&srv, "staging"), names(&[DEMO10]), "{runs:?}");
+    let last = history(&srv, DEMO10).last().cloned().expect("event");
+    assert_eq!(last["kind"], "promoted");
+    assert_eq!(last["actor"], "policy:staging");
+    // Prod has no schedule: nothing reaches it by itself.
+    clock.set(t0 + 5 * HOUR);
+    run_due(&srv);
+    assert!(in_channel(&srv, "prod").is_empty());
+
+    // Staging is also open to any token by hand; anonymous callers still are not.
+    assert_eq!(upload(&srv, &fixture(DEMO11), Some("qa")).status, 201);
     let anon = json_as(
         "POST",
-        &srv.api(&format!("/packages/{DEMO10}/promote")),
+        &srv.api(&format!("/packages/{DEMO11}/promote")),
         None,
         serde_json::json!({"to": "staging"}),
     );
     assert_eq!(anon.status, 401);
     let r = json_as(
         "POST",
-        &srv.api(&format!("/packages/{DEMO10}/promote")),
+        &srv.api(&format!("/packages/{DEMO11}/promote")),
         Some(&dev),
         serde_json::json!({"to": "staging"}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     // Prod needs its approvers.
+    let r = json_as(
+        "POST",
+        &srv.api(&format!("/packages/{DEMO11}/promote")),
+        Some(&dev),
+        serde_json::json!({"to": "prod"}),
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = json_as(
+        "POST",
+        &srv.api(&format!("/packages/{DEMO11}/promote")),
+        Some(&approvers),
+        serde_json::json!({"to": "prod"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(in_channel(&srv, "prod"), names(&[DEMO11]));
+    let last = history(&srv, DEMO11).last().cloned().expect("event");
+    assert_eq!(last["actor"], "approvers");
+
     let r = json_as(
         "POST",
         &srv.api(&format!("/packages/{DEMO10}/promote")),

@@ -111,9 +111,13 @@ pub fn connect(url: &str) -> Result<Pool, DbError> {
         DbUrl::Sqlite(_) => 8,
         DbUrl::Postgres(_) => 16,
     };
+    // A PostgreSQL connection can die with its server; a SQLite file cannot,
+    // so checking it with a query on every checkout is pure cost.
+    let check = matches!(url, DbUrl::Postgres(_));
     let manager = Manager { url };
     let pool = r2d2::Pool::builder()
         .max_size(max)
+        .test_on_check_out(check)
         .connection_timeout(std::time::Duration::from_secs(30))
         .build(manager)
         .map_err(|e| DbError::Connect(e.to_string()))?;

@@ -643,6 +643,59 @@ pub fn resign_expiring(ctx: &Ctx) -> Result<usize, ServiceError> {
     Ok(done)
 }
 
+/// Republishes, with fresh signatures, every channel whose head was not signed
+/// by exactly the current keys: after a rotation's next key is configured (or
+/// the old one dropped), hosts that hold only the new key must be able to
+/// verify channels that have not changed since. Run at startup; returns the
+/// channels re-signed.
+pub fn resign_for_keys(ctx: &Ctx) -> Result<Vec<String>, ServiceError> {
+    let system = Actor {
+        client: "key-rotation".into(),
+        ..Actor::system()
+    };
+    let mut done = Vec::new();
+    for name in &ctx.config.channels {
+        let mut conn = ctx.conn()?;
+        let head: i32 = channels::table
+            .find(name)
+            .select(channels::head)
+            .first(&mut conn)?;
+        let blob = |conn: &mut DbConnection, path: &str| -> Result<Option<String>, ServiceError> {
+            Ok(revision_files::table
+                .filter(revision_files::channel.eq(name))
+                .filter(revision_files::number.eq(head))
+                .filter(revision_files::path.eq(path))
+                .select(revision_files::blob)
+                .first::<String>(conn)
+                .optional()?)
+        };
+        let (Some(repomd), Some(asc)) = (
+            blob(&mut conn, "repodata/repomd.xml")?,
+            blob(&mut conn, "repodata/repomd.xml.asc")?,
+        ) else {
+            continue;
+        };
+        drop(conn);
+        let repomd = ctx.store.get_bytes(&repomd)?;
+        let asc = String::from_utf8(ctx.store.get_bytes(&asc)?).unwrap_or_default();
+        if ctx.signer.signed_by_current_keys(&repomd, &asc) {
+            continue;
+        }
+        let change = Change {
+            summary: format!("re-sign {name} with the current signing keys"),
+            ops: vec![ChannelOp {
+                channel: name.clone(),
+                force: true,
+                ..ChannelOp::default()
+            }],
+            ..Change::default()
+        };
+        let _ = commit(ctx, change, &system)?;
+        done.push(name.clone());
+    }
+    Ok(done)
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LatestView {
     #[serde(flatten)]
