@@ -344,7 +344,6 @@ pub fn promote(
     }
     let change = Change {
         summary: format!("promote {} from {source} to {to}", p.filename),
-        new_package: None,
         ops: vec![ChannelOp {
             channel: to.to_string(),
             add: vec![p.id.clone()],
@@ -445,7 +444,6 @@ pub fn demote(
     drop(conn);
     let change = Change {
         summary: format!("demote {} from {from}: {reason}", p.filename),
-        new_package: None,
         ops: affected
             .iter()
             .map(|c| ChannelOp {
@@ -571,7 +569,6 @@ pub fn promote_many(
     };
     let change = Change {
         summary: format!("{kind} {} builds into {to}", added.len()),
-        new_package: None,
         ops: vec![ChannelOp {
             channel: to.to_string(),
             add: added.clone(),

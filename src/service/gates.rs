@@ -502,7 +502,7 @@ pub fn retention_overflow(
     channel: &str,
     members: &HashSet<String>,
     adding: &[String],
-    new_package: Option<&crate::db::models::PackageRow>,
+    new_packages: &[crate::db::models::PackageRow],
 ) -> Result<Vec<String>, ServiceError> {
     let retain = load_policy(conn, &ctx.config.channels, channel)?.retain as usize;
     type Key = (String, String, String, String, i32, String, String);
@@ -518,17 +518,20 @@ pub fn retention_overflow(
         )
     };
     // An upload's row is inserted in the same transaction, so not yet visible.
-    let fresh: Option<Key> = new_package.map(|p| {
-        (
-            p.id.clone(),
-            p.kind.clone(),
-            p.name.clone(),
-            p.arch.clone(),
-            p.epoch,
-            p.version.clone(),
-            p.release.clone(),
-        )
-    });
+    let fresh: Vec<Key> = new_packages
+        .iter()
+        .map(|p| {
+            (
+                p.id.clone(),
+                p.kind.clone(),
+                p.name.clone(),
+                p.arch.clone(),
+                p.epoch,
+                p.version.clone(),
+                p.release.clone(),
+            )
+        })
+        .collect();
     // In chunks: a bulk promotion may add more builds than a statement takes
     // parameters (SQLite allows 32,766).
     let mut names: HashSet<String> = HashSet::new();

@@ -183,6 +183,8 @@ impl Actor {
 #[derive(Default)]
 pub struct ChannelLocks {
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Changes waiting for a channel's lock, to be published together.
+    pub(crate) waiting: publish::Waiting,
 }
 
 impl ChannelLocks {

@@ -92,7 +92,7 @@ pub fn ingest(
     }
     let change = Change {
         summary: format!("upload {}", row.filename),
-        new_package: Some(row.clone()),
+        new_packages: vec![row.clone()],
         ops,
         events,
         ..Change::default()
@@ -385,7 +385,6 @@ fn add_existing_to_entry(
 ) -> Result<(), ServiceError> {
     let change = Change {
         summary: format!("add {} to {channel}", p.filename),
-        new_package: None,
         ops: vec![ChannelOp {
             channel: channel.to_string(),
             add: vec![p.id.clone()],

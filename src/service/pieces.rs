@@ -266,7 +266,7 @@ impl PieceCache {
         &self,
         conn: &mut DbConnection,
         ids: &[&String],
-        fresh: Option<&PackageRow>,
+        fresh: &[PackageRow],
     ) -> Result<Vec<Arc<Pieces>>, ServiceError> {
         let missing: Vec<&String> = {
             let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
@@ -285,7 +285,7 @@ impl PieceCache {
                         .load::<Source>(conn)?,
                 );
             }
-            if let Some(p) = fresh {
+            for p in fresh {
                 if missing.contains(&&p.id) && !sources.iter().any(|s| s.id == p.id) {
                     sources.push(Source::from_row(p));
                 }
@@ -308,7 +308,7 @@ impl PieceCache {
         conn: &mut DbConnection,
         view: &str,
         seq: &[&Arc<Pieces>],
-        fresh: Option<&PackageRow>,
+        fresh: &[PackageRow],
     ) -> Result<Vec<Arc<Chunks>>, ServiceError> {
         let blocks = blocks(seq);
         let keys = keys(&blocks);
@@ -366,7 +366,7 @@ fn compress_rpm_blocks(
     blocks: &[&[&Arc<Pieces>]],
     keys: &[BlockKey],
     missing: &[usize],
-    fresh: Option<&PackageRow>,
+    fresh: &[PackageRow],
 ) -> Result<Vec<(BlockKey, Chunks)>, ServiceError> {
     let mut made = Vec::with_capacity(missing.len());
     if !missing.is_empty() {
@@ -397,7 +397,7 @@ fn compress_rpm_blocks(
                 );
             }
         }
-        if let Some(p) = fresh {
+        for p in fresh {
             texts.entry(p.id.clone()).or_insert_with(|| Fragments {
                 primary: p.primary_xml.clone(),
                 filelists: p.filelists_xml.clone(),

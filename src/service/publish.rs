@@ -21,7 +21,7 @@ use crate::formats::apt;
 use crate::formats::gzchain::Chunk;
 use crate::formats::yum::{assemble_repodata, Chunks};
 use bytes::Bytes;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Add and remove packages in one channel.
 #[derive(Debug, Clone, Default)]
@@ -58,16 +58,23 @@ pub struct Reject {
 /// One atomic change.
 #[derive(Debug, Clone, Default)]
 pub struct Change {
-    /// A package row to insert in the same transaction (an upload).
-    pub new_package: Option<PackageRow>,
+    /// Package rows to insert in the same transaction (an upload; several
+    /// when concurrent uploads are published together).
+    pub new_packages: Vec<PackageRow>,
     /// Rejections to record in the same transaction (a demotion).
     pub rejections: Vec<Reject>,
     /// A build to mark discarded in the same transaction: (id, reason).
     pub discard: Option<(String, String)>,
     pub ops: Vec<ChannelOp>,
     pub events: Vec<PendingEvent>,
+    /// Who caused each of `events`, when changes of several callers are
+    /// published together; empty: the committing actor caused them all.
+    pub event_actors: Vec<Actor>,
     /// One line saying what happened, stored on each new revision.
     pub summary: String,
+    /// The revision's actor when it is not the committing actor (changes of
+    /// several callers published together).
+    pub revision_actor: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -119,14 +126,187 @@ fn revision_time(clock: &dyn super::Clock, prev: Option<i64>) -> i64 {
     t
 }
 
-/// Error returned when the package in `Change::new_package` already exists.
+/// Error returned when a package in `Change::new_packages` already exists.
 pub struct DuplicatePackage;
 
-pub fn commit(
-    ctx: &Ctx,
+/// What a commit gives its caller.
+pub type CommitResult = Result<Result<Committed, DuplicatePackage>, ServiceError>;
+
+/// Commits one change: its new revisions, memberships, package rows and
+/// events in one transaction, after rendering and storing every new file.
+///
+/// A channel takes at most one revision per second once it runs ahead of the
+/// clock (see `revision_time`), so changes that add builds to one channel and
+/// arrive while it is publishing are **published together**: each waits in
+/// the channel's queue, and whoever holds the channel's lock next commits all
+/// waiting changes as one revision (group commit). Each caller still gets its
+/// own answer. When the joint commit fails (a duplicate upload, a freeze, a
+/// build that left its source), the changes are committed one by one, so
+/// each gets exactly the result it would have had alone.
+pub fn commit(ctx: &Ctx, change: Change, actor: &Actor) -> CommitResult {
+    let Some(key) = batch_key(&change) else {
+        return commit_alone(ctx, change, actor);
+    };
+    let slot = Arc::new(Mutex::new(None));
+    ctx.locks.waiting.queue(&key.0).push(Entry {
+        change,
+        actor: actor.clone(),
+        slot: slot.clone(),
+    });
+    let lock = ctx.locks.get(&key.0);
+    let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+    // Holding the lock, either a previous holder committed this change, or it
+    // is still in the queue: only lock holders take from the queue, and they
+    // answer everything they took before letting go.
+    if let Some(done) = take(&slot) {
+        return done;
+    }
+    let batch = std::mem::take(&mut *ctx.locks.waiting.queue(&key.0));
+    commit_batch(ctx, batch);
+    // Empty only if the holder that took this change panicked.
+    take(&slot).unwrap_or_else(|| {
+        Err(ServiceError::Publication(
+            "the publication this change joined failed".into(),
+        ))
+    })
+}
+
+fn take(slot: &Slot) -> Option<CommitResult> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
+type Slot = Arc<Mutex<Option<CommitResult>>>;
+
+/// A change waiting for its channel, and where its result goes.
+struct Entry {
     change: Change,
-    actor: &Actor,
-) -> Result<Result<Committed, DuplicatePackage>, ServiceError> {
+    actor: Actor,
+    slot: Slot,
+}
+
+/// Per channel, the changes waiting to be published together.
+#[derive(Default)]
+pub struct Waiting {
+    queues: Mutex<HashMap<String, Vec<Entry>>>,
+}
+
+impl Waiting {
+    fn queue(&self, channel: &str) -> QueueGuard<'_> {
+        QueueGuard {
+            map: self.queues.lock().unwrap_or_else(|p| p.into_inner()),
+            channel: channel.to_string(),
+        }
+    }
+}
+
+struct QueueGuard<'a> {
+    map: std::sync::MutexGuard<'a, HashMap<String, Vec<Entry>>>,
+    channel: String,
+}
+
+impl std::ops::Deref for QueueGuard<'_> {
+    type Target = Vec<Entry>;
+    fn deref(&self) -> &Vec<Entry> {
+        static EMPTY: Vec<Entry> = Vec::new();
+        self.map.get(&self.channel).unwrap_or(&EMPTY)
+    }
+}
+
+impl std::ops::DerefMut for QueueGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Vec<Entry> {
+        self.map.entry(self.channel.clone()).or_default()
+    }
+}
+
+/// Changes that may be published together: they only add builds to one
+/// channel (uploads with `?channel=`, promotions, automatic promotions).
+/// Keyed by the channel and the source the builds must still be in.
+fn batch_key(change: &Change) -> Option<(String, Option<String>)> {
+    match change.ops.as_slice() {
+        [op] if op.remove.is_empty()
+            && !op.force
+            && change.rejections.is_empty()
+            && change.discard.is_none()
+            && change.event_actors.is_empty() =>
+        {
+            Some((op.channel.clone(), op.require_in.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// Commits `batch` (under the channel's lock): runs of changes with the same
+/// source as one joint change where possible, the rest one by one.
+fn commit_batch(ctx: &Ctx, batch: Vec<Entry>) {
+    let mut groups: Vec<Vec<Entry>> = Vec::new();
+    for e in batch {
+        match groups.last_mut() {
+            Some(g) if batch_key(&g[0].change) == batch_key(&e.change) => g.push(e),
+            _ => groups.push(vec![e]),
+        }
+    }
+    for group in groups {
+        if group.len() > 1 {
+            let joint = join(&group);
+            if let Ok(Ok(done)) = commit_locked(ctx, &joint, &group[0].actor) {
+                for e in &group {
+                    *e.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(Ok(Ok(done.clone())));
+                }
+                continue;
+            }
+        }
+        for e in group {
+            let result = commit_locked(ctx, &e.change, &e.actor);
+            *e.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+        }
+    }
+}
+
+/// One change doing what every change of `group` does, each event recorded
+/// with its own caller; the revision names every caller.
+fn join(group: &[Entry]) -> Change {
+    let mut op = group[0].change.ops[0].clone();
+    op.add.clear();
+    let mut joint = Change::default();
+    let mut names: Vec<&str> = Vec::new();
+    for e in group {
+        op.add.extend(e.change.ops[0].add.iter().cloned());
+        joint
+            .new_packages
+            .extend(e.change.new_packages.iter().cloned());
+        joint.events.extend(e.change.events.iter().cloned());
+        joint
+            .event_actors
+            .extend(std::iter::repeat_n(e.actor.clone(), e.change.events.len()));
+        if !names.contains(&e.actor.name.as_str()) {
+            names.push(&e.actor.name);
+        }
+    }
+    joint.ops = vec![op];
+    joint.summary = format!(
+        "{} changes published together: {}",
+        group.len(),
+        group
+            .iter()
+            .map(|e| e.change.summary.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    if joint.summary.len() > 1000 {
+        let mut cut = 1000;
+        while !joint.summary.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        joint.summary.truncate(cut);
+        joint.summary.push('…');
+    }
+    // The revision row's actor: the callers, by name.
+    joint.revision_actor = Some(names.join(", "));
+    joint
+}
+
+/// A change that is not published together with others.
+fn commit_alone(ctx: &Ctx, change: Change, actor: &Actor) -> CommitResult {
     // Lock every touched channel in a fixed order to rule out deadlocks.
     let names: BTreeSet<String> = change.ops.iter().map(|o| o.channel.clone()).collect();
     let locks: Vec<_> = names.iter().map(|n| ctx.locks.get(n)).collect();
@@ -134,9 +314,14 @@ pub fn commit(
         .iter()
         .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()))
         .collect();
+    commit_locked(ctx, &change, actor)
+}
+
+/// The commit itself, with the touched channels' locks held.
+fn commit_locked(ctx: &Ctx, change: &Change, actor: &Actor) -> CommitResult {
     let mut conn = ctx.conn()?;
     for _ in 0..MAX_ATTEMPTS {
-        match attempt(ctx, &mut conn, &change, actor) {
+        match attempt(ctx, &mut conn, change, actor) {
             Ok(c) => return Ok(Ok(c)),
             Err(Attempt::Lost) => continue,
             Err(Attempt::Duplicate) => return Ok(Err(DuplicatePackage)),
@@ -228,7 +413,7 @@ fn attempt(
                 &op.channel,
                 &members,
                 &add,
-                change.new_package.as_ref(),
+                &change.new_packages,
             )?
         };
         for id in &retired {
@@ -243,7 +428,7 @@ fn attempt(
             conn,
             &op.channel,
             &members,
-            change.new_package.as_ref(),
+            &change.new_packages,
             created_at,
         )?;
         let mut files = Vec::with_capacity(rendered.len());
@@ -272,7 +457,7 @@ fn attempt(
     }
 
     let result = conn.transaction::<Committed, Attempt, _>(|conn| {
-        if let Some(p) = &change.new_package {
+        for p in &change.new_packages {
             match diesel::insert_into(packages::table).values(p).execute(conn) {
                 Ok(_) => {}
                 Err(e) if is_unique_violation(&e) => return Err(Attempt::Duplicate),
@@ -340,7 +525,10 @@ fn attempt(
                     number: next,
                     created_at: p.created_at,
                     superseded_at: None,
-                    actor: actor.name.clone(),
+                    actor: change
+                        .revision_actor
+                        .clone()
+                        .unwrap_or_else(|| actor.name.clone()),
                     summary: change.summary.clone(),
                     package_count: p.count,
                 })
@@ -430,7 +618,9 @@ fn attempt(
             .iter()
             .chain(retirements.iter())
             .chain(published.iter())
-            .map(|e| NewEvent {
+            .enumerate()
+            .map(|(i, e)| (e, change.event_actors.get(i).unwrap_or(actor)))
+            .map(|(e, by)| NewEvent {
                 at,
                 kind: e.kind.to_string(),
                 package_id: e.package_id.clone(),
@@ -439,8 +629,8 @@ fn attempt(
                     .channel
                     .as_ref()
                     .and_then(|c| committed.revisions.get(c).copied()),
-                actor: actor.name.clone(),
-                client: actor.client.clone(),
+                actor: by.name.clone(),
+                client: by.client.clone(),
                 reason: e.reason.clone(),
                 detail: e.detail.as_ref().map(|d| d.to_string()),
             })
@@ -485,11 +675,11 @@ fn render_channel(
     conn: &mut DbConnection,
     channel: &str,
     members: &HashSet<String>,
-    new_package: Option<&PackageRow>,
+    new_packages: &[PackageRow],
     created_at: i64,
 ) -> Result<Vec<OutFile>, Attempt> {
     let ids: Vec<&String> = members.iter().collect();
-    let mut rows = ctx.pieces.get_many(conn, &ids, new_package)?;
+    let mut rows = ctx.pieces.get_many(conn, &ids, new_packages)?;
     rows.sort_by(|a, b| {
         (&a.name, &a.arch)
             .cmp(&(&b.name, &b.arch))
@@ -506,7 +696,7 @@ fn render_channel(
     let rpms: Vec<&Arc<Pieces>> = rows.iter().filter(|r| r.kind == "rpm").collect();
     let yum = ctx
         .pieces
-        .rpm_chunks(conn, &format!("{channel}/yum"), &rpms, new_package)?;
+        .rpm_chunks(conn, &format!("{channel}/yum"), &rpms, new_packages)?;
     // The latest-only view (`latest/`): the newest build of each name and arch,
     // for pollers such as GoCD's that refuse a spec matching several versions.
     // `rows` is sorted by name, arch, version: the last of each run wins.
@@ -527,7 +717,7 @@ fn render_channel(
     };
     let latest_chunks = ctx
         .pieces
-        .rpm_chunks(conn, &latest_view, latest_seq, new_package)?;
+        .rpm_chunks(conn, &latest_view, latest_seq, new_packages)?;
     let latest = (!latest_seq.is_empty()).then_some((latest_chunks, latest_seq.len()));
     let indexes = apt_indexes(ctx, channel, &rows)?;
     let sign_err =
