@@ -284,6 +284,23 @@ fn failing_receiver_gets_the_event_once_after_three_attempts(b: Backend) {
     assert_eq!(r.json()["success"], true);
     assert_eq!(rx.got().len(), 4);
     assert_eq!(rx.got()[3].delivery(), ids[0]);
+    // Every admin action on the subscription is in the audit log, by actor.
+    let ev = get(&srv.api("/events?kind=webhook_redelivered")).json();
+    assert_eq!(ev[0]["actor"], "admin", "{ev}");
+    assert_eq!(ev[0]["detail"]["event"], ids[0]);
+    let r = send(
+        "DELETE",
+        &srv.api(&format!("/webhooks/{id}")),
+        &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        b"",
+    );
+    assert!(r.status == 200 || r.status == 204, "{}", r.text());
+    for kind in ["webhook_created", "webhook_deleted"] {
+        let ev = get(&srv.api(&format!("/events?kind={kind}"))).json();
+        assert_eq!(ev[0]["actor"], "admin", "{kind}: {ev}");
+        assert!(ev[0]["detail"]["url"].is_string(), "{kind}: {ev}");
+        assert!(!ev.to_string().contains(SECRET), "{kind} leaks the secret");
+    }
 }
 
 fn pending_events_are_delivered_after_a_restart(b: Backend) {
@@ -377,6 +394,9 @@ fn a_dead_receiver_disables_the_subscription(b: Backend) {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["active"], true);
     assert_eq!(r.json()["consecutive_failures"], 0);
+    let ev = get(&srv.api("/events?kind=webhook_updated")).json();
+    assert_eq!(ev[0]["actor"], "admin", "{ev}");
+    assert_eq!(ev[0]["detail"]["webhook"], "dead");
 }
 
 fn latest_views_for_pollers(b: Backend) {

@@ -126,6 +126,30 @@ fn revision_time(clock: &dyn super::Clock, prev: Option<i64>) -> i64 {
     t
 }
 
+/// Sleeps until the channel's next revision may be dated (see
+/// [`revision_time`]), so that the commit after it does not wait.
+fn wait_for_clock(ctx: &Ctx, channel: &str) -> Result<(), ServiceError> {
+    let mut conn = ctx.conn()?;
+    let head: i32 = channels::table
+        .find(channel)
+        .select(channels::head)
+        .first(&mut conn)?;
+    let prev: Option<i64> = revisions::table
+        .filter(revisions::channel.eq(channel))
+        .filter(revisions::number.eq(head))
+        .select(revisions::created_at)
+        .first(&mut conn)
+        .optional()?;
+    drop(conn);
+    if let Some(prev) = prev {
+        let ahead = (prev + 1) - ctx.clock.now();
+        if ahead > MAX_SKEW_SECS {
+            ctx.clock.sleep((ahead - MAX_SKEW_SECS) as u64);
+        }
+    }
+    Ok(())
+}
+
 /// Error returned when a package in `Change::new_packages` already exists.
 pub struct DuplicatePackage;
 
@@ -161,6 +185,9 @@ pub fn commit(ctx: &Ctx, change: Change, actor: &Actor) -> CommitResult {
     if let Some(done) = take(&slot) {
         return done;
     }
+    // Wait for the clock before taking the queue, so that whatever arrives
+    // meanwhile goes out in this revision too.
+    wait_for_clock(ctx, &key.0)?;
     let batch = std::mem::take(&mut *ctx.locks.waiting.queue(&key.0));
     commit_batch(ctx, batch);
     // Empty only if the holder that took this change panicked.

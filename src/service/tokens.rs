@@ -81,7 +81,8 @@ fn valid_token_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn admin_event(
+/// An audit event for an admin action (not sent to webhooks).
+pub(crate) fn admin_event(
     conn: &mut DbConnection,
     kind: &str,
     actor: &Actor,

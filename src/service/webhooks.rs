@@ -381,7 +381,10 @@ pub fn create(ctx: &Ctx, req: &CreateWebhook, actor: &Actor) -> Result<WebhookVi
         )));
     }
     let mut conn = ctx.conn()?;
-    insert(ctx, &mut conn, &req.name, &req.spec, &actor.name)?;
+    conn.transaction(|conn| {
+        insert(ctx, conn, &req.name, &req.spec, &actor.name)?;
+        audit(conn, "webhook_created", actor, &req.name, &req.spec.url)
+    })?;
     let row: WebhookRow = webhooks::table
         .filter(webhooks::name.eq(&req.name))
         .select(WebhookRow::as_select())
@@ -479,6 +482,7 @@ pub fn update(
             ))
             .execute(&mut conn)?;
     }
+    audit(&mut conn, "webhook_updated", actor, &row.name, &spec.url)?;
     let row = by_id(&mut conn, id)?;
     view(&mut conn, &row)
 }
@@ -486,11 +490,29 @@ pub fn update(
 pub fn delete(ctx: &Ctx, id: i64, actor: &Actor) -> Result<(), ServiceError> {
     actor.require_admin()?;
     let mut conn = ctx.conn()?;
-    by_id(&mut conn, id)?;
-    diesel::delete(webhook_attempts::table.filter(webhook_attempts::webhook_id.eq(id)))
-        .execute(&mut conn)?;
-    diesel::delete(webhooks::table.find(id)).execute(&mut conn)?;
-    Ok(())
+    let row = by_id(&mut conn, id)?;
+    conn.transaction(|conn| {
+        diesel::delete(webhook_attempts::table.filter(webhook_attempts::webhook_id.eq(id)))
+            .execute(conn)?;
+        diesel::delete(webhooks::table.find(id)).execute(conn)?;
+        audit(conn, "webhook_deleted", actor, &row.name, &row.url)
+    })
+}
+
+/// Who changed a subscription, in the audit log (never its secret).
+fn audit(
+    conn: &mut DbConnection,
+    kind: &str,
+    actor: &Actor,
+    name: &str,
+    url: &str,
+) -> Result<(), ServiceError> {
+    super::tokens::admin_event(
+        conn,
+        kind,
+        actor,
+        serde_json::json!({ "webhook": name, "url": url }),
+    )
 }
 
 pub fn attempts(
@@ -780,6 +802,12 @@ pub fn redeliver(
     let o = send(&http_agent(ctx), &hook, e.id, ty, &body, content_type);
     let mut conn = ctx.conn()?;
     record_attempt(&mut conn, &hook, e.id, &o, true)?;
+    super::tokens::admin_event(
+        &mut conn,
+        "webhook_redelivered",
+        actor,
+        serde_json::json!({ "webhook": hook.name, "event": e.id, "status": o.status }),
+    )?;
     Ok(AttemptView {
         event_id: e.id,
         at: rfc3339(super::now()),
