@@ -610,31 +610,16 @@ pub fn resign_expiring(ctx: &Ctx) -> Result<usize, ServiceError> {
     };
     let mut done = 0;
     for name in &ctx.config.channels {
-        let mut conn = ctx.conn()?;
-        let head: i32 = channels::table
-            .find(name)
-            .select(channels::head)
-            .first(&mut conn)?;
-        let created: Option<i64> = revisions::table
-            .filter(revisions::channel.eq(name))
-            .filter(revisions::number.eq(head))
-            .select(revisions::created_at)
-            .first(&mut conn)
-            .optional()?;
-        drop(conn);
+        let (_, created) = super::publish::head_revision(&mut *ctx.conn()?, name)?;
         if created.is_some_and(|c| super::now() - c < half) {
             continue;
         }
-        let change = Change {
-            summary: format!("re-sign {name} before Valid-Until"),
-            ops: vec![ChannelOp {
-                channel: name.clone(),
-                force: true,
-                ..ChannelOp::default()
-            }],
-            ..Change::default()
-        };
-        let _ = commit(ctx, change, &system)?;
+        republish(
+            ctx,
+            name,
+            format!("re-sign {name} before Valid-Until"),
+            &system,
+        )?;
         done += 1;
     }
     Ok(done)
@@ -653,10 +638,7 @@ pub fn resign_for_keys(ctx: &Ctx) -> Result<Vec<String>, ServiceError> {
     let mut done = Vec::new();
     for name in &ctx.config.channels {
         let mut conn = ctx.conn()?;
-        let head: i32 = channels::table
-            .find(name)
-            .select(channels::head)
-            .first(&mut conn)?;
+        let (head, _) = super::publish::head_revision(&mut conn, name)?;
         let blob = |conn: &mut DbConnection, path: &str| -> Result<Option<String>, ServiceError> {
             Ok(revision_files::table
                 .filter(revision_files::channel.eq(name))
@@ -678,19 +660,33 @@ pub fn resign_for_keys(ctx: &Ctx) -> Result<Vec<String>, ServiceError> {
         if ctx.signer.signed_by_current_keys(&repomd, &asc) {
             continue;
         }
-        let change = Change {
-            summary: format!("re-sign {name} with the current signing keys"),
-            ops: vec![ChannelOp {
-                channel: name.clone(),
-                force: true,
-                ..ChannelOp::default()
-            }],
-            ..Change::default()
-        };
-        let _ = commit(ctx, change, &system)?;
+        republish(
+            ctx,
+            name,
+            format!("re-sign {name} with the current signing keys"),
+            &system,
+        )?;
         done.push(name.clone());
     }
     Ok(done)
+}
+
+/// A new revision of `channel` with the same packages: fresh signatures and
+/// dates. A freeze does not stop it, since no package set changes.
+fn republish(ctx: &Ctx, channel: &str, summary: String, actor: &Actor) -> Result<(), ServiceError> {
+    let change = Change {
+        summary,
+        ops: vec![ChannelOp {
+            channel: channel.to_string(),
+            force: true,
+            ..ChannelOp::default()
+        }],
+        ..Change::default()
+    };
+    commit(ctx, change, actor)?.map_err(|_| {
+        ServiceError::Publication(format!("re-signing {channel} inserted a package"))
+    })?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

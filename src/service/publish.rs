@@ -129,18 +129,7 @@ fn revision_time(clock: &dyn super::Clock, prev: Option<i64>) -> i64 {
 /// Sleeps until the channel's next revision may be dated (see
 /// [`revision_time`]), so that the commit after it does not wait.
 fn wait_for_clock(ctx: &Ctx, channel: &str) -> Result<(), ServiceError> {
-    let mut conn = ctx.conn()?;
-    let head: i32 = channels::table
-        .find(channel)
-        .select(channels::head)
-        .first(&mut conn)?;
-    let prev: Option<i64> = revisions::table
-        .filter(revisions::channel.eq(channel))
-        .filter(revisions::number.eq(head))
-        .select(revisions::created_at)
-        .first(&mut conn)
-        .optional()?;
-    drop(conn);
+    let (_, prev) = head_revision(&mut *ctx.conn()?, channel)?;
     if let Some(prev) = prev {
         let ahead = (prev + 1) - ctx.clock.now();
         if ahead > MAX_SKEW_SECS {
@@ -148,6 +137,25 @@ fn wait_for_clock(ctx: &Ctx, channel: &str) -> Result<(), ServiceError> {
         }
     }
     Ok(())
+}
+
+/// A channel's head revision number and when that revision was made (`None`
+/// before the first publication).
+pub(crate) fn head_revision(
+    conn: &mut DbConnection,
+    channel: &str,
+) -> Result<(i32, Option<i64>), diesel::result::Error> {
+    let head: i32 = channels::table
+        .find(channel)
+        .select(channels::head)
+        .first(conn)?;
+    let created: Option<i64> = revisions::table
+        .filter(revisions::channel.eq(channel))
+        .filter(revisions::number.eq(head))
+        .select(revisions::created_at)
+        .first(conn)
+        .optional()?;
+    Ok((head, created))
 }
 
 /// Error returned when a package in `Change::new_packages` already exists.
