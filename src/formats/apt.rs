@@ -701,14 +701,7 @@ SHA256:\n";
             let scratch = render_arch_indexes("s", "main", "amd64", "O", "L", &refs);
             let texts: Vec<String> = refs.iter().map(|s| stanza_text(s)).collect();
             let all: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let mut blocks: Vec<&[&str]> = Vec::new();
-            let mut rest = all.as_slice();
-            let mut cuts = cuts.into_iter();
-            while !rest.is_empty() {
-                let n = (cuts.next().unwrap_or(1) % rest.len()) + 1;
-                blocks.push(&rest[..n]);
-                rest = &rest[n..];
-            }
+            let blocks: Vec<&[&str]> = super::gzchain::cut_blocks(&all, &cuts);
             let chunks: Vec<Chunk> = blocks
                 .iter()
                 .enumerate()

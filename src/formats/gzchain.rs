@@ -99,6 +99,22 @@ pub fn gzip_texts(texts: &[&[u8]]) -> Vec<u8> {
     assemble(chunks.iter())
 }
 
+/// `items` cut into consecutive non-empty blocks, their lengths taken from
+/// `cuts` (wrapped to what is left; 1 once `cuts` runs out): the property
+/// tests' stand-in for publication's id-chosen boundaries.
+#[cfg(test)]
+pub(crate) fn cut_blocks<'a, T>(items: &'a [T], cuts: &[usize]) -> Vec<&'a [T]> {
+    let mut blocks = Vec::new();
+    let mut rest = items;
+    let mut cuts = cuts.iter();
+    while !rest.is_empty() {
+        let n = (cuts.next().copied().unwrap_or(1) % rest.len()) + 1;
+        blocks.push(&rest[..n]);
+        rest = &rest[n..];
+    }
+    blocks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -552,14 +552,7 @@ mod tests {
                 .collect();
             // Cut into blocks at arbitrary points, as publication's boundaries fall.
             let all: Vec<&Fragments> = frags.iter().collect();
-            let mut blocks: Vec<&[&Fragments]> = Vec::new();
-            let mut rest = all.as_slice();
-            let mut cuts = cuts.into_iter();
-            while !rest.is_empty() {
-                let n = (cuts.next().unwrap_or(1) % rest.len()) + 1;
-                blocks.push(&rest[..n]);
-                rest = &rest[n..];
-            }
+            let blocks: Vec<&[&Fragments]> = super::gzchain::cut_blocks(&all, &cuts);
             let chunks: Vec<Chunks> = blocks
                 .iter()
                 .enumerate()

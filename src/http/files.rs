@@ -12,7 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 
 use super::ApiError;
-use crate::service::repo::Served;
+use crate::service::repo::{self, Served};
 use crate::service::Ctx;
 
 const CHUNK: usize = 256 * 1024;
@@ -188,18 +188,7 @@ where
         let mut answer = decide(&served, &cond);
         if let Answer::Send(_, start, count, body) = &mut answer {
             if *count <= SMALL {
-                let mut buf = Vec::with_capacity(*count as usize);
-                c.store
-                    .get_range(&served.blob, *start, *count)?
-                    .read_to_end(&mut buf)?;
-                if buf.len() as u64 != *count {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!("blob {} is shorter than recorded", served.blob),
-                    )
-                    .into());
-                }
-                *body = Some(Bytes::from(buf));
+                *body = Some(Bytes::from(repo::read_range(c, &served, *start, *count)?));
             }
         }
         Ok(Some((served, answer)))
@@ -242,14 +231,7 @@ where
     if let Some(bytes) = body {
         return Ok(builder.body(bytes));
     }
-    let reader = web::block({
-        let ctx = ctx.clone();
-        let blob = served.blob.clone();
-        move || ctx.store.get_range(&blob, start, count)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
+    let reader = super::blocking(ctx, move |c| repo::open_range(c, &served, start, count)).await?;
     Ok(builder.body(SizedStream::new(count, blob_stream(reader))))
 }
 

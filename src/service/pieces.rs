@@ -335,14 +335,20 @@ impl PieceCache {
         fn texts<'a>(b: &[&'a Arc<Pieces>]) -> Vec<&'a str> {
             b.iter().map(|p| p.apt_text.as_str()).collect()
         }
-        let compressed = parallel(&missing, |&i| {
+        let compressed = match parallel(&missing, |&i| {
             let prev = if i == 0 {
                 Vec::new()
             } else {
                 texts(blocks[i - 1])
             };
             Some(stanza_block_chunk(&texts(blocks[i]), &prev))
-        })?;
+        }) {
+            Ok(c) => c,
+            Err(e) => {
+                self.deb.abandon(&keys, &missing);
+                return Err(e);
+            }
+        };
         let made = missing
             .iter()
             .zip(compressed)

@@ -180,11 +180,14 @@ pub fn commit(ctx: &Ctx, change: Change, actor: &Actor) -> CommitResult {
         return commit_alone(ctx, change, actor);
     };
     let slot = Arc::new(Mutex::new(None));
-    ctx.locks.waiting.queue(&key.0).push(Entry {
-        change,
-        actor: actor.clone(),
-        slot: slot.clone(),
-    });
+    ctx.locks.waiting.push(
+        &key.0,
+        Entry {
+            change,
+            actor: actor.clone(),
+            slot: slot.clone(),
+        },
+    );
     let lock = ctx.locks.get(&key.0);
     let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
     // Holding the lock, either a previous holder committed this change, or it
@@ -194,9 +197,13 @@ pub fn commit(ctx: &Ctx, change: Change, actor: &Actor) -> CommitResult {
         return done;
     }
     // Wait for the clock before taking the queue, so that whatever arrives
-    // meanwhile goes out in this revision too.
-    wait_for_clock(ctx, &key.0)?;
-    let batch = std::mem::take(&mut *ctx.locks.waiting.queue(&key.0));
+    // meanwhile goes out in this revision too. Not fatal: this change is in
+    // the queue and must be answered by whoever takes it, so on a failure the
+    // commit below waits instead (`revision_time`) or reports the error.
+    if let Err(e) = wait_for_clock(ctx, &key.0) {
+        tracing::warn!(channel = %key.0, error = %e, "cannot read the channel's revision time");
+    }
+    let batch = ctx.locks.waiting.take_all(&key.0);
     commit_batch(ctx, batch);
     // Empty only if the holder that took this change panicked.
     take(&slot).unwrap_or_else(|| {
@@ -226,30 +233,19 @@ pub struct Waiting {
 }
 
 impl Waiting {
-    fn queue(&self, channel: &str) -> QueueGuard<'_> {
-        QueueGuard {
-            map: self.queues.lock().unwrap_or_else(|p| p.into_inner()),
-            channel: channel.to_string(),
-        }
+    fn push(&self, channel: &str, entry: Entry) {
+        self.lock()
+            .entry(channel.to_string())
+            .or_default()
+            .push(entry);
     }
-}
 
-struct QueueGuard<'a> {
-    map: std::sync::MutexGuard<'a, HashMap<String, Vec<Entry>>>,
-    channel: String,
-}
-
-impl std::ops::Deref for QueueGuard<'_> {
-    type Target = Vec<Entry>;
-    fn deref(&self) -> &Vec<Entry> {
-        static EMPTY: Vec<Entry> = Vec::new();
-        self.map.get(&self.channel).unwrap_or(&EMPTY)
+    fn take_all(&self, channel: &str) -> Vec<Entry> {
+        self.lock().remove(channel).unwrap_or_default()
     }
-}
 
-impl std::ops::DerefMut for QueueGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Vec<Entry> {
-        self.map.entry(self.channel.clone()).or_default()
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Entry>>> {
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

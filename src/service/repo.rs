@@ -2,6 +2,7 @@
 //! with which caching facts. The HTTP layer streams the blob.
 
 use diesel::prelude::*;
+use std::io::Read as _;
 
 use super::{now, Actor, Ctx, ServiceError};
 use crate::db::schema::*;
@@ -15,6 +16,35 @@ pub struct Served {
     pub last_modified: i64,
     /// Checksum-named or content-addressed: cache forever.
     pub immutable: bool,
+}
+
+/// Bytes `start..start + count` of a served file, read whole (small files).
+pub fn read_range(
+    ctx: &Ctx,
+    served: &Served,
+    start: u64,
+    count: u64,
+) -> Result<Vec<u8>, ServiceError> {
+    let mut buf = Vec::with_capacity(count as usize);
+    open_range(ctx, served, start, count)?.read_to_end(&mut buf)?;
+    if buf.len() as u64 != count {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("blob {} is shorter than recorded", served.blob),
+        )
+        .into());
+    }
+    Ok(buf)
+}
+
+/// A reader over bytes `start..start + count` of a served file (streamed).
+pub fn open_range(
+    ctx: &Ctx,
+    served: &Served,
+    start: u64,
+    count: u64,
+) -> Result<Box<dyn std::io::Read + Send>, ServiceError> {
+    Ok(ctx.store.get_range(&served.blob, start, count)?)
 }
 
 /// A file of a channel's current revision, by path: repomd.xml and its
