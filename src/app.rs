@@ -75,14 +75,9 @@ pub fn init_with_clock(
         Bootstrap::Supplied => tracing::info!("admin token \"admin\" taken from the configuration"),
         Bootstrap::Existing => {}
     }
-    // A blob older than an hour cannot belong to a request still running anywhere.
-    let swept = crate::service::gc::sweep(
-        &ctx,
-        std::time::Duration::ZERO,
-        std::time::Duration::from_secs(3600),
-    )?;
-    if swept != crate::service::gc::Swept::default() {
-        tracing::info!(?swept, "removed leftovers of an earlier crash");
+    let swept = crate::service::gc::sweep(&ctx, crate::service::gc::TempFiles::All)?;
+    if !swept.is_empty() {
+        tracing::info!(?swept, "removed leftovers and superseded metadata");
     }
     Ok(ctx)
 }
@@ -114,7 +109,34 @@ pub fn server(ctx: Ctx, listener: TcpListener) -> Result<actix_web::dev::Server,
 fn start_background(ctx: Ctx) {
     start_webhooks(ctx.clone());
     start_scheduler(ctx.clone());
+    start_sweeper(ctx.clone());
     start_resigning(ctx);
+}
+
+/// Leftovers (orphan blobs, stale temp files) and superseded metadata are
+/// removed while the server runs, not only at its next start.
+fn start_sweeper(ctx: Ctx) {
+    let every = ctx.config.sweep_interval;
+    if every.is_zero() {
+        return;
+    }
+    actix_web::rt::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is immediate, and startup has just swept.
+        interval.tick().await;
+        loop {
+            interval.tick().await;
+            let c = ctx.clone();
+            let pass = move || crate::service::gc::sweep(&c, crate::service::gc::TempFiles::Stale);
+            match web::block(pass).await {
+                Ok(Ok(s)) if s.is_empty() => {}
+                Ok(Ok(s)) => tracing::info!(swept = ?s, "sweep"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "sweep failed"),
+                Err(e) => tracing::warn!(error = %e, "sweep task failed"),
+            }
+        }
+    });
 }
 
 /// The delivery worker: one pass per tick over every active subscription.

@@ -76,6 +76,14 @@ pub struct Config {
     pub webhook_max_failures: u32,
     /// How often the delivery worker looks for work; zero disables it.
     pub webhook_tick: Duration,
+    /// An upload whose body sends nothing for this long is dropped (408).
+    pub upload_idle_timeout: Duration,
+    /// How often leftovers are swept and superseded metadata pruned; zero
+    /// leaves it to startup.
+    pub sweep_interval: Duration,
+    /// Published files of this many newest revisions of each channel are kept
+    /// whatever their age; older revisions' files go once past the grace period.
+    pub keep_revisions: u32,
 }
 
 impl Config {
@@ -129,6 +137,9 @@ pub struct Layer {
     pub webhook_max_age: Option<String>,
     pub webhook_max_failures: Option<u32>,
     pub webhook_tick: Option<String>,
+    pub upload_idle_timeout: Option<String>,
+    pub sweep_interval: Option<String>,
+    pub keep_revisions: Option<u32>,
 }
 
 impl Layer {
@@ -167,6 +178,9 @@ impl Layer {
             webhook_max_age: over.webhook_max_age.or(self.webhook_max_age),
             webhook_max_failures: over.webhook_max_failures.or(self.webhook_max_failures),
             webhook_tick: over.webhook_tick.or(self.webhook_tick),
+            upload_idle_timeout: over.upload_idle_timeout.or(self.upload_idle_timeout),
+            sweep_interval: over.sweep_interval.or(self.sweep_interval),
+            keep_revisions: over.keep_revisions.or(self.keep_revisions),
         }
     }
 
@@ -236,6 +250,15 @@ impl Layer {
                 None => None,
             },
             webhook_tick: get("FORKLIFT_WEBHOOK_TICK"),
+            upload_idle_timeout: get("FORKLIFT_UPLOAD_IDLE_TIMEOUT"),
+            sweep_interval: get("FORKLIFT_SWEEP_INTERVAL"),
+            keep_revisions: match get("FORKLIFT_KEEP_REVISIONS") {
+                Some(v) => Some(v.parse().map_err(|_| ConfigError::Invalid {
+                    key: "FORKLIFT_KEEP_REVISIONS".into(),
+                    message: format!("{v:?} is not a count"),
+                })?),
+                None => None,
+            },
         })
     }
 
@@ -425,6 +448,23 @@ impl Config {
         )?;
         let webhook_tick = duration("webhook_tick", &l.webhook_tick, Duration::from_secs(1))?;
         let webhook_max_failures = l.webhook_max_failures.unwrap_or(50).max(1);
+        let upload_idle_timeout = duration(
+            "upload_idle_timeout",
+            &l.upload_idle_timeout,
+            Duration::from_secs(60),
+        )?;
+        if upload_idle_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: "upload_idle_timeout".into(),
+                message: "must be more than 0s".into(),
+            });
+        }
+        let sweep_interval = duration(
+            "sweep_interval",
+            &l.sweep_interval,
+            Duration::from_secs(600),
+        )?;
+        let keep_revisions = l.keep_revisions.unwrap_or(10).max(1);
         Ok(Config {
             listen,
             data_dir,
@@ -453,6 +493,9 @@ impl Config {
             webhook_max_age,
             webhook_max_failures,
             webhook_tick,
+            upload_idle_timeout,
+            sweep_interval,
+            keep_revisions,
         })
     }
 

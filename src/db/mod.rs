@@ -74,9 +74,12 @@ impl ManageConnection for Manager {
                 // WAL lets readers proceed while a publication commits; the busy
                 // timeout turns writer contention into waiting instead of errors.
                 // busy_timeout first: switching to WAL itself needs the lock.
+                // synchronous = FULL syncs the WAL at every commit: with NORMAL, an
+                // OS crash or power loss could roll back an upload or promotion
+                // that was already acknowledged (docs/security.md, Durability).
                 c.batch_execute(
                     "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(c))

@@ -124,22 +124,37 @@ pub fn is_valid_package_name(name: &str) -> bool {
         })
 }
 
-/// Non-empty, no whitespace, no '/', and an epoch (if any) made of digits followed
-/// by a non-empty rest: what dpkg treats as errors rather than warnings, plus '/'
-/// so the version can never make a path component.
+/// A version as Debian policy §5.6.12 and dpkg's parser define it:
+/// `[epoch:]upstream[-revision]`, the epoch decimal digits that fit dpkg's int,
+/// the upstream version starting with a digit and made of alphanumerics and
+/// `. + ~ -` (and `:` after an epoch), the revision of alphanumerics and `. + ~`.
+/// So a version is always a valid URL path segment (no `#`, `?`, `%`, `/`).
 pub fn is_valid_version(version: &str) -> bool {
-    if version.is_empty()
-        || version.contains('/')
-        || version.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return false;
-    }
-    match version.split_once(':') {
-        Some((epoch, rest)) => {
-            !epoch.is_empty() && epoch.bytes().all(|c| c.is_ascii_digit()) && !rest.is_empty()
+    let (epoch, rest) = match version.split_once(':') {
+        Some((e, r)) => (Some(e), r),
+        None => (None, version),
+    };
+    if let Some(e) = epoch {
+        if e.is_empty() || !e.bytes().all(|c| c.is_ascii_digit()) || e.parse::<i32>().is_err() {
+            return false;
         }
-        None => true,
     }
+    let (upstream, revision) = match rest.rsplit_once('-') {
+        Some((u, r)) => (u, Some(r)),
+        None => (rest, None),
+    };
+    let upstream_ok = upstream.as_bytes().first().is_some_and(u8::is_ascii_digit)
+        && upstream.bytes().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, b'.' | b'+' | b'~' | b'-')
+                || (c == b':' && epoch.is_some())
+        });
+    let revision_ok = revision.is_none_or(|r| {
+        !r.is_empty()
+            && r.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'+' | b'~'))
+    });
+    upstream_ok && revision_ok
 }
 
 /// `[a-z0-9-]+`.
@@ -177,77 +192,140 @@ impl<R: Read> Read for CappedReader<R> {
     }
 }
 
-/// An ar member name as dpkg writes it (space padded; GNU ar adds a trailing '/').
-fn member_name(entry: &ar::Entry<'_, impl Read>) -> String {
-    let raw = String::from_utf8_lossy(entry.header().identifier()).into_owned();
-    raw.trim_end_matches(' ').trim_end_matches('/').to_string()
+/// One member header of an `ar` archive (60 bytes): its name and body size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArMember {
+    pub name: String,
+    pub size: u64,
+}
+
+/// Parses a 60-byte ar member header as dpkg writes it: a space-padded name
+/// (GNU ar adds a trailing '/'), decimal size, and the "`\n" terminator.
+/// Extended names (a GNU `//` table, `/N` references, BSD `#1/N`) are refused:
+/// dpkg-deb never writes them, and they are where ar readers allocate sizes
+/// taken from the file.
+pub fn parse_ar_header(h: &[u8; 60]) -> Result<ArMember, DebError> {
+    if &h[58..60] != b"`\n" {
+        return Err(DebError::Malformed("bad ar member header".into()));
+    }
+    let raw = String::from_utf8_lossy(&h[..16]);
+    let raw = raw.trim_end_matches(' ');
+    if raw.starts_with('/') || raw.starts_with("#1/") {
+        return Err(DebError::Malformed(format!(
+            "ar member {raw:?} uses an extended name, which .deb files never do"
+        )));
+    }
+    let name = raw.trim_end_matches('/').to_string();
+    let size_text = std::str::from_utf8(&h[48..58])
+        .unwrap_or("")
+        .trim_end_matches(' ');
+    let size = size_text
+        .parse::<u64>()
+        .ok()
+        .filter(|_| !size_text.is_empty() && size_text.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| {
+            DebError::Malformed(format!("ar member {name:?} has a bad size {size_text:?}"))
+        })?;
+    Ok(ArMember { name, size })
+}
+
+/// Reads the next member header, skipping whatever of the previous member's
+/// body (and its padding byte) was not read. None at the end of the archive.
+fn next_member<R: Read>(r: &mut R, skip: u64) -> Result<Option<ArMember>, DebError> {
+    let skipped = io::copy(&mut r.by_ref().take(skip), &mut io::sink())?;
+    if skipped != skip {
+        return Err(DebError::Malformed("the ar archive is truncated".into()));
+    }
+    let mut h = [0u8; 60];
+    match read_full(r, &mut h)? {
+        0 => Ok(None),
+        60 => parse_ar_header(&h).map(Some),
+        _ => Err(DebError::Malformed("the ar archive is truncated".into())),
+    }
+}
+
+/// Bytes to skip after reading `read` bytes of `m`'s body, to reach the next header.
+fn rest_of(m: &ArMember, read: u64) -> u64 {
+    m.size.saturating_sub(read) + m.size % 2
 }
 
 /// Streams the ar archive; reads only debian-binary and control.tar.{gz,xz,zst} (or uncompressed control.tar); never reads data.tar into memory.
 /// Caps: decompressed control tar ≤ 16 MiB (else ControlTooLarge), ./control ≤ 1 MiB. Requires first member debian-binary starting with "2.".
-/// Validates Package/Version/Architecture present, package name [a-z0-9][a-z0-9+.-]+, version non-empty without whitespace or '/', architecture [a-z0-9-]+.
+/// Validates Package/Version/Architecture present, package name [a-z0-9][a-z0-9+.-]+, version per Debian policy, architecture [a-z0-9-]+.
+/// A panic inside a decompressor or the tar reader becomes [`DebError::Malformed`].
 pub fn read_deb<R: std::io::Read>(r: R) -> Result<DebInfo, DebError> {
+    super::contain_panic(|| read_members(r)).unwrap_or_else(|why| {
+        Err(DebError::Malformed(format!(
+            "the package could not be read ({why})"
+        )))
+    })
+}
+
+fn read_members<R: std::io::Read>(r: R) -> Result<DebInfo, DebError> {
     let mut r = r;
     let mut magic = [0u8; 8];
     if read_full(&mut r, &mut magic)? != 8 || &magic != AR_MAGIC {
         return Err(DebError::NotDeb);
     }
-    let mut archive = ar::Archive::new(io::Cursor::new(magic).chain(r));
-    let bad_ar = |e: io::Error| DebError::Malformed(format!("bad ar archive: {e}"));
 
     // 1. debian-binary
-    {
-        let mut entry = match archive.next_entry() {
-            None => return Err(DebError::NotDeb),
-            Some(e) => e.map_err(bad_ar)?,
-        };
-        if member_name(&entry) != "debian-binary" {
-            return Err(DebError::NotDeb);
-        }
-        let mut version = Vec::new();
-        (&mut entry).take(64).read_to_end(&mut version)?;
-        if !version.starts_with(b"2.") {
-            return Err(DebError::Malformed(format!(
-                "unsupported .deb format version {:?}",
-                String::from_utf8_lossy(&version).trim()
-            )));
-        }
+    let first = match next_member(&mut r, 0) {
+        Ok(Some(m)) => m,
+        Ok(None) | Err(DebError::Malformed(_)) => return Err(DebError::NotDeb),
+        Err(e) => return Err(e),
+    };
+    if first.name != "debian-binary" {
+        return Err(DebError::NotDeb);
     }
+    let mut version = Vec::new();
+    (&mut r)
+        .take(first.size.min(64))
+        .read_to_end(&mut version)?;
+    if !version.starts_with(b"2.") {
+        return Err(DebError::Malformed(format!(
+            "unsupported .deb format version {:?}",
+            String::from_utf8_lossy(&version).trim()
+        )));
+    }
+    let mut skip = rest_of(&first, version.len() as u64);
 
     // 2. control.tar.*, after any "_"-prefixed members dpkg ignores.
     let control = loop {
-        let mut entry = match archive.next_entry() {
-            None => return Err(DebError::MissingControl),
-            Some(e) => e.map_err(bad_ar)?,
+        let Some(m) = next_member(&mut r, skip)? else {
+            return Err(DebError::MissingControl);
         };
-        let name = member_name(&entry);
-        if name.starts_with('_') {
+        if m.name.starts_with('_') {
+            skip = rest_of(&m, 0);
             continue;
         }
-        if name.starts_with("data.tar") {
+        if m.name.starts_with("data.tar") {
             return Err(DebError::MissingControl);
         }
-        let Some(compression) = name.strip_prefix("control.tar") else {
+        let Some(compression) = m.name.strip_prefix("control.tar") else {
             return Err(DebError::Malformed(format!(
-                "unexpected member {name:?} before control.tar"
+                "unexpected member {:?} before control.tar",
+                m.name
             )));
         };
-        break read_control_member(&mut entry, compression)?;
+        let mut body = (&mut r).take(m.size);
+        let control = read_control_member(&mut body, compression)?;
+        skip = rest_of(&m, m.size - body.limit());
+        break control;
     };
 
     // 3. data.tar.* must follow; only its header is read.
     loop {
-        let entry = match archive.next_entry() {
-            None => return Err(DebError::Malformed("no data.tar member".into())),
-            Some(e) => e.map_err(bad_ar)?,
+        let Some(m) = next_member(&mut r, skip)? else {
+            return Err(DebError::Malformed("no data.tar member".into()));
         };
-        let name = member_name(&entry);
-        if name.starts_with('_') {
+        if m.name.starts_with('_') {
+            skip = rest_of(&m, 0);
             continue;
         }
-        if !name.starts_with("data.tar") {
+        if !m.name.starts_with("data.tar") {
             return Err(DebError::Malformed(format!(
-                "unexpected member {name:?} after control.tar"
+                "unexpected member {:?} after control.tar",
+                m.name
             )));
         }
         break;
@@ -677,6 +755,70 @@ Second paragraph.\n";
             let r = read(deb_with("control.tar.gz", &gz(&control_tar(&control))));
             assert!(matches!(r, Err(DebError::Malformed(_))), "{to}: {r:?}");
         }
+    }
+
+    #[test]
+    fn versions_follow_debian_policy() {
+        for good in [
+            "1.0",
+            "1.0-1",
+            "1:2.3-4",
+            "2.0+dfsg-1ubuntu1~22.04",
+            "1.0~rc1",
+            "0",
+            "1.2-3-4",
+            "1:1.0:2-1",
+            "3.0.2-1+deb12u1",
+            "2147483647:1",
+        ] {
+            assert!(is_valid_version(good), "{good}");
+        }
+        for bad in [
+            "",
+            "1.0#2",
+            "1.0?x",
+            "1.0%20",
+            "a1.0",
+            "1.0-",
+            "-1",
+            "1.0-1_2",
+            "1.0-a:b",
+            "x:1.0",
+            ":1.0",
+            "1:",
+            "2147483648:1",
+            "1.0 1",
+            "1.0/x",
+            "1.0:2",
+        ] {
+            assert!(!is_valid_version(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ar_headers_are_checked() {
+        fn header(name: &str, size: &str) -> [u8; 60] {
+            let mut h = [b' '; 60];
+            h[..name.len()].copy_from_slice(name.as_bytes());
+            h[48..48 + size.len()].copy_from_slice(size.as_bytes());
+            h[58..60].copy_from_slice(b"`\n");
+            h
+        }
+        let m = parse_ar_header(&header("data.tar.xz/", "1234")).expect("gnu name");
+        assert_eq!((m.name.as_str(), m.size), ("data.tar.xz", 1234));
+        // A GNU name table of 9,999,999,999 bytes: refused before any allocation.
+        assert!(parse_ar_header(&header("//", "9999999999")).is_err());
+        assert!(parse_ar_header(&header("/0", "10")).is_err());
+        assert!(parse_ar_header(&header("#1/999999999", "9999999999")).is_err());
+        assert!(parse_ar_header(&header("x", "12a")).is_err());
+        assert!(parse_ar_header(&header("x", "")).is_err());
+        let mut bad_end = header("x", "1");
+        bad_end[59] = b'x';
+        assert!(parse_ar_header(&bad_end).is_err());
+        // A name table in a whole package is refused, not allocated.
+        let mut deb = AR_MAGIC.to_vec();
+        deb.extend_from_slice(&header("//", "9999999999"));
+        assert!(read(deb).is_err());
     }
 
     #[test]

@@ -5,9 +5,23 @@ pub mod apt;
 pub mod deb;
 pub mod gzchain;
 pub mod rpm;
+pub mod rpmcheck;
 pub mod yum;
 
 use std::cmp::Ordering;
+
+/// Runs a parser over untrusted bytes so that a panic inside it (in a
+/// dependency's code: an index out of range, an overflow) becomes an error
+/// message instead of taking the request, or the process, with it.
+pub fn contain_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "parser failure".into())
+    })
+}
 
 /// Orders two RPM builds by epoch, version and release (rpmvercmp).
 pub fn compare_evr(a: (i32, &str, &str), b: (i32, &str, &str)) -> Ordering {

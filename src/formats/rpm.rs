@@ -10,6 +10,8 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use rpm::{IndexSignatureTag, IndexTag, PackageMetadata};
 use sha2::{Digest, Sha256, Sha512};
 
+use super::rpmcheck;
+
 /// Magic bytes at the start of every RPM lead.
 pub const RPM_MAGIC: [u8; 4] = [0xed, 0xab, 0xee, 0xdb];
 
@@ -121,21 +123,34 @@ impl RpmInfo {
 ///
 /// Memory stays bounded by the header size: the payload is streamed through the
 /// digest, never held.
-pub fn read_rpm<R: Read + Seek>(mut file: R) -> Result<RpmInfo, RpmError> {
+///
+/// Hostile input cannot hurt the process: the headers' structure is checked
+/// before the rpm crate allocates anything ([`rpmcheck::check_layout`]), and a
+/// panic inside the crate becomes [`RpmError::Malformed`].
+pub fn read_rpm<R: Read + Seek>(file: R) -> Result<RpmInfo, RpmError> {
+    super::contain_panic(|| read_checked(file)).unwrap_or_else(|why| {
+        Err(RpmError::Malformed(format!(
+            "the RPM header could not be read ({why})"
+        )))
+    })
+}
+
+fn read_checked<R: Read + Seek>(mut file: R) -> Result<RpmInfo, RpmError> {
     let total_len = file.seek(SeekFrom::End(0))?;
     file.seek(SeekFrom::Start(0))?;
     let mut magic = [0u8; 4];
     if file.read_exact(&mut magic).is_err() || magic != RPM_MAGIC {
         return Err(RpmError::NotRpm);
     }
+    let layout = rpmcheck::check_layout(&mut file, total_len)?;
     file.seek(SeekFrom::Start(0))?;
     let meta = {
         let mut reader = BufReader::new(&mut file);
         PackageMetadata::parse(&mut reader).map_err(|e| RpmError::Malformed(e.to_string()))?
     };
     let offsets = meta.get_package_segment_offsets();
-    if offsets.payload > total_len {
-        return Err(RpmError::Malformed("file ends inside the header".into()));
+    if offsets.header != layout.header_start || offsets.payload != layout.payload_start {
+        return Err(RpmError::Malformed("the header sizes do not add up".into()));
     }
     // Header digests (sha256/sha1 in the signature header) when present.
     let report = meta
@@ -384,6 +399,11 @@ fn info_from_metadata(
         }
     }
     let epoch = meta.get_epoch().unwrap_or(0);
+    if epoch > i32::MAX as u32 {
+        return Err(RpmError::Malformed(format!(
+            "epoch {epoch} is larger than rpm allows"
+        )));
+    }
 
     let files = read_files(meta, strings);
     let primary_files: HashSet<&str> = files

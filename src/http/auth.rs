@@ -25,11 +25,14 @@ impl FromRequest for Caller {
             .peer_addr()
             .map(|a| a.ip().to_string())
             .unwrap_or_else(|| "unknown".into());
-        let presented = parse_authorization(
-            req.headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok()),
-        );
+        // A header that is present but not visible ASCII is a wrong credential,
+        // not a missing one: it must never read as anonymous.
+        let presented = match req.headers().get(header::AUTHORIZATION) {
+            None => Presented::None,
+            Some(v) => v
+                .to_str()
+                .map_or(Presented::Malformed, |s| parse_authorization(Some(s))),
+        };
         let ctx = req.app_data::<web::Data<Ctx>>().cloned();
         Box::pin(async move {
             match presented {

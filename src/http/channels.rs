@@ -20,7 +20,6 @@ pub async fn detail(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    ctx.require_read(&who, &name)?;
     let v = blocking(&ctx, move |c| channels::channel_detail(c, &name, &who)).await?;
     Ok(HttpResponse::Ok().json(v))
 }
@@ -32,9 +31,8 @@ pub async fn revisions(
     q: web::Query<RevisionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    ctx.require_read(&who, &name)?;
     let q = q.into_inner();
-    let v = blocking(&ctx, move |c| channels::revisions(c, &name, &q)).await?;
+    let v = blocking(&ctx, move |c| channels::revisions(c, &name, &q, &who)).await?;
     Ok(HttpResponse::Ok().json(v))
 }
 
@@ -44,7 +42,6 @@ pub async fn revision(
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, number) = path.into_inner();
-    ctx.require_read(&who, &name)?;
     let v = blocking(&ctx, move |c| {
         channels::revision_detail(c, &name, number, &who)
     })
@@ -65,7 +62,6 @@ pub async fn diff(
     q: web::Query<DiffQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    ctx.require_read(&who, &name)?;
     let DiffQuery { from, to } = q.into_inner();
     let v = blocking(&ctx, move |c| channels::diff(c, &name, from, to, &who)).await?;
     Ok(HttpResponse::Ok().json(v))
@@ -105,8 +101,7 @@ pub async fn policy(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    ctx.require_read(&who, &name)?;
-    let v = blocking(&ctx, move |c| gates::policy_view(c, &name)).await?;
+    let v = blocking(&ctx, move |c| gates::read_policy(c, &name, &who)).await?;
     Ok(HttpResponse::Ok().json(v))
 }
 
@@ -131,8 +126,7 @@ pub async fn candidates(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    ctx.require_read(&who, &name)?;
-    let v = blocking(&ctx, move |c| gates::candidates(c, &name)).await?;
+    let v = blocking(&ctx, move |c| gates::candidates(c, &name, &who)).await?;
     Ok(HttpResponse::Ok().json(v))
 }
 
@@ -198,10 +192,9 @@ pub async fn latest(
     q: web::Query<LatestQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let channel = name.into_inner();
-    ctx.require_read(&who, &channel)?;
     let LatestQuery { name, arch } = q.into_inner();
     let v = blocking(&ctx, move |c| {
-        channels::latest(c, &channel, &name, arch.as_deref())
+        channels::latest(c, &channel, &name, arch.as_deref(), &who)
     })
     .await?;
     let etag = format!("\"{}\"", v.package.id);

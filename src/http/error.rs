@@ -99,7 +99,17 @@ impl From<ServiceError> for ApiError {
             E::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             E::NotAllowed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "promotion_not_allowed"),
             E::UploadAborted(_) => (StatusCode::BAD_REQUEST, "upload_aborted"),
+            E::UploadIdle { .. } => (StatusCode::REQUEST_TIMEOUT, "upload_timeout"),
             E::Contention => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            E::Db(_) | E::Store(_) | E::Io(_) if e.is_storage_full() => {
+                tracing::error!(error = %e, "storage full");
+                return ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "insufficient_storage",
+                    "the server's storage is full; nothing of this request was stored. \
+                     Reads keep working; an operator must free space",
+                );
+            }
             E::Db(_) | E::Store(_) | E::Io(_) | E::Signing(_) | E::Publication(_) => {
                 return ApiError::internal(&e)
             }

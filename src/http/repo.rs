@@ -19,8 +19,7 @@ pub async fn repo_file(
             "no file {file:?}; try /rpm/<channel>.repo"
         )));
     };
-    ctx.require_read(&who, &channel)?;
-    let text = blocking(&ctx, move |c| repo::repo_file(c, &channel)).await?;
+    let text = blocking(&ctx, move |c| repo::repo_file(c, &channel, &who)).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -35,12 +34,11 @@ pub async fn repodata(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (channel, file) = path.into_inner();
-    ctx.require_read(&who, &channel)?;
     let name = file.clone();
     let latest = req.path().contains("/latest/repodata/");
     let missing = format!("no metadata file {file:?} in this channel");
     files::serve(&ctx, &req, &file, missing, move |c| {
-        repo::repodata(c, &channel, latest, &name)
+        repo::repodata(c, &channel, latest, &name, &who)
     })
     .await
 }
@@ -53,11 +51,10 @@ pub async fn package(
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (channel, sha, file) = path.into_inner();
-    ctx.require_read(&who, &channel)?;
     let name = file.clone();
     let missing = format!("{file:?} is not in this channel");
     files::serve(&ctx, &req, &file, missing, move |c| {
-        repo::package_file(c, &channel, &sha, &name)
+        repo::package_file(c, &channel, &sha, &name, &who)
     })
     .await
 }
@@ -95,15 +92,13 @@ pub async fn deb_file(
 ) -> Result<HttpResponse, ApiError> {
     let file = file.into_inner();
     if let Some(channel) = file.strip_suffix(".sources").map(str::to_string) {
-        ctx.require_read(&who, &channel)?;
         return Ok(text(
-            blocking(&ctx, move |c| repo::sources_file(c, &channel)).await?,
+            blocking(&ctx, move |c| repo::sources_file(c, &channel, &who)).await?,
         ));
     }
     if let Some(channel) = file.strip_suffix(".pref").map(str::to_string) {
-        ctx.require_read(&who, &channel)?;
         return Ok(text(
-            blocking(&ctx, move |c| repo::pref_file(c, &channel)).await?,
+            blocking(&ctx, move |c| repo::pref_file(c, &channel, &who)).await?,
         ));
     }
     Err(ApiError::not_found(format!(
@@ -119,11 +114,10 @@ pub async fn dists(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (channel, rest) = path.into_inner();
-    ctx.require_read(&who, &channel)?;
     let name = rest.rsplit('/').next().unwrap_or_default().to_string();
     let missing = format!("no file {name:?} in this suite");
     files::serve(&ctx, &req, &name, missing, move |c| {
-        repo::dists(c, &channel, &rest)
+        repo::dists(c, &channel, &rest, &who)
     })
     .await
 }

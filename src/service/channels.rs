@@ -175,6 +175,7 @@ fn package_views(
 }
 
 pub fn channel_detail(ctx: &Ctx, name: &str, actor: &Actor) -> Result<ChannelDetail, ServiceError> {
+    ctx.require_read(actor, name)?;
     let mut conn = ctx.conn()?;
     let channel = channel_view(ctx, &mut conn, name)?;
     let head = channel.revision.as_ref().map(|r| r.number).unwrap_or(0);
@@ -193,8 +194,9 @@ pub fn revisions(
     ctx: &Ctx,
     name: &str,
     q: &RevisionQuery,
+    actor: &Actor,
 ) -> Result<Vec<RevisionView>, ServiceError> {
-    ctx.channel_index(name)?;
+    ctx.require_read(actor, name)?;
     let mut conn = ctx.conn()?;
     let mut query = revisions::table
         .filter(revisions::channel.eq(name))
@@ -224,7 +226,7 @@ pub fn revision_detail(
     number: i32,
     actor: &Actor,
 ) -> Result<RevisionDetail, ServiceError> {
-    ctx.channel_index(name)?;
+    ctx.require_read(actor, name)?;
     let mut conn = ctx.conn()?;
     let rev: RevisionRow = revisions::table
         .filter(revisions::channel.eq(name))
@@ -248,7 +250,7 @@ pub fn diff(
     to: i32,
     actor: &Actor,
 ) -> Result<DiffView, ServiceError> {
-    ctx.channel_index(name)?;
+    ctx.require_read(actor, name)?;
     let mut conn = ctx.conn()?;
     for n in [from, to] {
         let exists = revisions::table
@@ -704,8 +706,9 @@ pub fn latest(
     channel: &str,
     name: &str,
     arch: Option<&str>,
+    actor: &Actor,
 ) -> Result<LatestView, ServiceError> {
-    ctx.channel_index(channel)?;
+    ctx.require_read(actor, channel)?;
     let mut conn = ctx.conn()?;
     let mut q = packages::table
         .filter(packages::name.eq(name))

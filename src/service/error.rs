@@ -58,6 +58,8 @@ pub enum ServiceError {
     NotAllowed(String),
     #[error("upload interrupted: {0}")]
     UploadAborted(String),
+    #[error("the upload sent nothing for {secs} s and was dropped; nothing was stored")]
+    UploadIdle { secs: u64 },
     #[error("another publication of the same channel kept winning; try again")]
     Contention,
     #[error("signing failed: {0}")]
@@ -72,6 +74,29 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl ServiceError {
+    /// Whether this failure is the server's storage (disk, quota, database
+    /// file) being full: an operator's fault to fix, said as such (507).
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            ServiceError::Io(e) | ServiceError::Store(StoreError::Io(e)) => io_is_full(e),
+            ServiceError::Db(e) => {
+                let m = e.to_string();
+                // SQLite's SQLITE_FULL, and PostgreSQL's disk_full (53100) texts.
+                m.contains("database or disk is full")
+                    || m.contains("No space left on device")
+                    || m.contains("Disk quota exceeded")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// ENOSPC and EDQUOT.
+pub fn io_is_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(28 | 122))
 }
 
 impl From<diesel::result::Error> for ServiceError {

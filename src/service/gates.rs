@@ -55,7 +55,13 @@ pub struct PolicyView {
     pub last_run_at: Option<String>,
 }
 
-pub fn policy_view(ctx: &Ctx, channel: &str) -> Result<PolicyView, ServiceError> {
+/// `GET /channels/{name}/policy`: needs read access to the channel.
+pub fn read_policy(ctx: &Ctx, channel: &str, actor: &Actor) -> Result<PolicyView, ServiceError> {
+    ctx.require_read(actor, channel)?;
+    policy_view(ctx, channel)
+}
+
+fn policy_view(ctx: &Ctx, channel: &str) -> Result<PolicyView, ServiceError> {
     ctx.channel_index(channel)?;
     let mut conn = ctx.conn()?;
     let p = load_policy(&mut conn, &ctx.config.channels, channel)?;
@@ -681,8 +687,8 @@ fn assess(
 }
 
 /// `GET /channels/{name}/candidates`.
-pub fn candidates(ctx: &Ctx, channel: &str) -> Result<Candidates, ServiceError> {
-    ctx.channel_index(channel)?;
+pub fn candidates(ctx: &Ctx, channel: &str, actor: &Actor) -> Result<Candidates, ServiceError> {
+    ctx.require_read(actor, channel)?;
     let mut conn = ctx.conn()?;
     let policy = load_policy(&mut conn, &ctx.config.channels, channel)?;
     let (assessed, freeze) = assess(ctx, &mut conn, &policy)?;

@@ -104,7 +104,9 @@ impl Ctx {
     }
 
     /// Fails with 401 for anonymous callers and 403 for tokens without the right.
+    /// Every read of a channel's contents, through any path, passes here.
     pub fn require_read(&self, actor: &Actor, channel: &str) -> Result<(), ServiceError> {
+        self.channel_index(channel)?;
         if self.may_read(actor, channel) {
             return Ok(());
         }

@@ -554,7 +554,9 @@ pub fn list(ctx: &Ctx, f: &ListFilter, actor: &Actor) -> Result<Vec<PackageView>
         q = q.filter(packages::arch.eq(a.clone()));
     }
     if let Some(c) = &f.channel {
-        ctx.channel_index(c)?;
+        // Filtering by a channel is reading it: a private channel's contents
+        // must not be listed, nor probed build by build with `name`.
+        ctx.require_read(actor, c)?;
         let in_channel = memberships::table
             .filter(memberships::channel.eq(c.clone()))
             .filter(memberships::removed_in.is_null())

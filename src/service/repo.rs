@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use std::io::Read as _;
 
-use super::{now, Actor, Ctx, ServiceError};
+use super::{Actor, Ctx, ServiceError};
 use crate::db::schema::*;
 
 /// A file to serve from the blob store.
@@ -50,7 +50,7 @@ pub fn open_range(
 /// A file of a channel's current revision, by path: repomd.xml and its
 /// signature, apt's Release files and canonical Packages names. These change in
 /// place, so they are served only from the head and never cached.
-pub fn head_file(ctx: &Ctx, channel: &str, path: &str) -> Result<Option<Served>, ServiceError> {
+fn head_file(ctx: &Ctx, channel: &str, path: &str) -> Result<Option<Served>, ServiceError> {
     ctx.channel_index(channel)?;
     let mut conn = ctx.conn()?;
     let Some(head) = channels::table
@@ -84,11 +84,7 @@ pub fn head_file(ctx: &Ctx, channel: &str, path: &str) -> Result<Option<Served>,
 /// A checksum-named file (yum data file, apt by-hash copy) of the current
 /// revision or of a superseded one still within the grace period, so a client
 /// mid-refresh never gets a 404.
-pub fn named_by_checksum(
-    ctx: &Ctx,
-    channel: &str,
-    path: &str,
-) -> Result<Option<Served>, ServiceError> {
+fn named_by_checksum(ctx: &Ctx, channel: &str, path: &str) -> Result<Option<Served>, ServiceError> {
     ctx.channel_index(channel)?;
     let mut conn = ctx.conn()?;
     let rows: Vec<(i32, String, i64)> = revision_files::table
@@ -102,7 +98,7 @@ pub fn named_by_checksum(
         .order(revision_files::number.desc())
         .limit(16)
         .load(&mut conn)?;
-    let horizon = now() - ctx.config.grace_period.as_secs() as i64;
+    let horizon = ctx.clock.now() - ctx.config.grace_period.as_secs() as i64;
     for (number, blob, size) in rows {
         let (created, superseded): (i64, Option<i64>) = revisions::table
             .filter(revisions::channel.eq(channel))
@@ -128,7 +124,9 @@ pub fn repodata(
     channel: &str,
     latest: bool,
     name: &str,
+    actor: &Actor,
 ) -> Result<Option<Served>, ServiceError> {
+    ctx.require_read(actor, channel)?;
     if name.contains('/') {
         return Ok(None);
     }
@@ -145,7 +143,13 @@ pub fn repodata(
 }
 
 /// `/deb/dists/<channel>/<rest>`
-pub fn dists(ctx: &Ctx, channel: &str, rest: &str) -> Result<Option<Served>, ServiceError> {
+pub fn dists(
+    ctx: &Ctx,
+    channel: &str,
+    rest: &str,
+    actor: &Actor,
+) -> Result<Option<Served>, ServiceError> {
+    ctx.require_read(actor, channel)?;
     if rest
         .split('/')
         .any(|seg| seg.is_empty() || seg == "." || seg == "..")
@@ -182,7 +186,7 @@ pub fn pool_file(
         .filter(memberships::package_id.eq(&id))
         .select((memberships::channel, memberships::removed_in))
         .load(&mut conn)?;
-    let horizon = now() - ctx.config.grace_period.as_secs() as i64;
+    let horizon = ctx.clock.now() - ctx.config.grace_period.as_secs() as i64;
     let mut hidden = false;
     for (channel, removed_in) in spans {
         let visible = match removed_in {
@@ -220,8 +224,9 @@ pub fn package_file(
     channel: &str,
     sha: &str,
     filename: &str,
+    actor: &Actor,
 ) -> Result<Option<Served>, ServiceError> {
-    ctx.channel_index(channel)?;
+    ctx.require_read(actor, channel)?;
     let mut conn = ctx.conn()?;
     let pkg: Option<(String, i64, i64)> = packages::table
         .find(sha)
@@ -240,7 +245,7 @@ pub fn package_file(
         .filter(memberships::package_id.eq(sha))
         .select(memberships::removed_in)
         .load(&mut conn)?;
-    let horizon = now() - ctx.config.grace_period.as_secs() as i64;
+    let horizon = ctx.clock.now() - ctx.config.grace_period.as_secs() as i64;
     let mut visible = false;
     for removed_in in spans {
         match removed_in {
@@ -272,8 +277,8 @@ pub fn package_file(
 }
 
 /// A ready-to-use dnf/yum .repo file for a channel.
-pub fn repo_file(ctx: &Ctx, channel: &str) -> Result<String, ServiceError> {
-    ctx.channel_index(channel)?;
+pub fn repo_file(ctx: &Ctx, channel: &str, actor: &Actor) -> Result<String, ServiceError> {
+    ctx.require_read(actor, channel)?;
     let base = &ctx.config.base_url;
     Ok(format!(
         "[forklift-{channel}]\n\
@@ -300,8 +305,8 @@ pub fn repo_file(ctx: &Ctx, channel: &str) -> Result<String, ServiceError> {
 }
 
 /// A ready deb822 sources file for a channel's apt suite.
-pub fn sources_file(ctx: &Ctx, channel: &str) -> Result<String, ServiceError> {
-    ctx.channel_index(channel)?;
+pub fn sources_file(ctx: &Ctx, channel: &str, actor: &Actor) -> Result<String, ServiceError> {
+    ctx.require_read(actor, channel)?;
     let base = &ctx.config.base_url;
     let auth = if ctx.config.anonymous_read().allows(channel) {
         String::new()
@@ -321,8 +326,8 @@ pub fn sources_file(ctx: &Ctx, channel: &str) -> Result<String, ServiceError> {
 
 /// An apt preferences file pinning the channel above installed versions, so a
 /// demotion takes hosts back to the channel's build (a downgrade).
-pub fn pref_file(ctx: &Ctx, channel: &str) -> Result<String, ServiceError> {
-    ctx.channel_index(channel)?;
+pub fn pref_file(ctx: &Ctx, channel: &str, actor: &Actor) -> Result<String, ServiceError> {
+    ctx.require_read(actor, channel)?;
     Ok(format!(
         "Explanation: follow the Forklift channel {channel}, downgrading after a demotion\n\
          Package: *\nPin: release o={},n={channel}\nPin-Priority: 1001\n",

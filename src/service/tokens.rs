@@ -258,12 +258,17 @@ pub fn authenticate(
         .is_none_or(|u| t - u >= LAST_USED_RESOLUTION_SECS)
         || row.last_used_from.as_deref() != Some(client)
     {
-        diesel::update(tokens::table.filter(tokens::id.eq(row.id)))
+        // Bookkeeping only: a failed write (a full disk) must not turn away a
+        // valid token, or readers of private channels would lose access.
+        let noted = diesel::update(tokens::table.filter(tokens::id.eq(row.id)))
             .set((
                 tokens::last_used_at.eq(Some(t)),
                 tokens::last_used_from.eq(Some(client)),
             ))
-            .execute(conn)?;
+            .execute(conn);
+        if let Err(e) = noted {
+            tracing::warn!(token = %row.name, error = %e, "could not record token use");
+        }
     }
     let perms = row
         .permissions

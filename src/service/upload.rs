@@ -58,7 +58,16 @@ where
     let mut file = tokio::fs::File::from_std(std_file);
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
-    while let Some(chunk) = body.next().await {
+    // A client that stops sending would otherwise hold its temp file (and a
+    // connection) for ever; dropping the future here removes the file.
+    let idle = ctx.config.upload_idle_timeout;
+    loop {
+        let Ok(next) = tokio::time::timeout(idle, body.next()).await else {
+            return Err(ServiceError::UploadIdle {
+                secs: idle.as_secs(),
+            });
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| ServiceError::UploadAborted(e.to_string()))?;
         size += chunk.len() as u64;
         if size > limit {

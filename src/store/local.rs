@@ -4,7 +4,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::{check_digest, BlobStore, StoreError};
 
@@ -52,7 +52,15 @@ impl BlobStore for LocalStore {
     fn put_bytes(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let dest = self.path(digest)?;
         if dest.exists() {
-            return Ok(());
+            match File::options().append(true).open(&dest) {
+                Ok(f) => {
+                    f.set_modified(SystemTime::now())?;
+                    return Ok(());
+                }
+                // Swept between the check and the open: write it again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let mut tmp = self.temp_file()?;
         tmp.write_all(bytes)?;
@@ -110,16 +118,22 @@ impl BlobStore for LocalStore {
         Ok(out)
     }
 
-    fn sweep_temp(&self, age: Duration) -> Result<usize, StoreError> {
+    fn modified(&self, digest: &str) -> Result<Option<SystemTime>, StoreError> {
+        match fs::metadata(self.path(digest)?) {
+            Ok(m) => Ok(Some(m.modified()?)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn sweep_temp(&self, older_than: Option<SystemTime>) -> Result<usize, StoreError> {
         let mut removed = 0;
         for f in fs::read_dir(&self.tmp)? {
             let f = f?;
-            let old = f
-                .metadata()?
-                .modified()?
-                .elapsed()
-                .map(|e| e >= age)
-                .unwrap_or(false);
+            let old = match older_than {
+                None => true,
+                Some(cutoff) => f.metadata()?.modified()? < cutoff,
+            };
             if old && fs::remove_file(f.path()).is_ok() {
                 removed += 1;
             }
@@ -137,6 +151,7 @@ impl BlobStore for LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const D: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
 
@@ -170,10 +185,28 @@ mod tests {
         let s = LocalStore::open(dir.path()).expect("open");
         let t = s.temp_file().expect("temp");
         let (_, path) = t.keep().expect("keep");
-        assert_eq!(s.sweep_temp(Duration::from_secs(3600)).expect("sweep"), 0);
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        assert_eq!(s.sweep_temp(Some(hour_ago)).expect("sweep"), 0);
         assert!(path.exists());
-        assert_eq!(s.sweep_temp(Duration::ZERO).expect("sweep"), 1);
+        assert_eq!(s.sweep_temp(None).expect("sweep"), 1);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn storing_present_bytes_refreshes_their_time() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = LocalStore::open(dir.path()).expect("open");
+        s.put_bytes(D, b"hello").expect("put");
+        let old = SystemTime::now() - Duration::from_secs(7200);
+        File::options()
+            .append(true)
+            .open(s.path(D).expect("path"))
+            .and_then(|f| f.set_modified(old))
+            .expect("age it");
+        assert!(s.modified(D).expect("mtime").expect("present") <= old);
+        s.put_bytes(D, b"hello").expect("put again");
+        assert!(s.modified(D).expect("mtime").expect("present") > old);
+        assert_eq!(s.size(D).expect("size"), Some(5));
     }
 
     #[test]

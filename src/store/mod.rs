@@ -25,7 +25,9 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Moves a fully written and validated file into the store under `digest`.
     /// The blob becomes visible atomically; the source path is consumed.
     fn put_file(&self, digest: &str, file: tempfile::NamedTempFile) -> Result<(), StoreError>;
-    /// Stores small in-memory content (published metadata).
+    /// Stores small in-memory content (published metadata). When the blob is
+    /// present already its modification time is refreshed, so the sweep sees
+    /// it as in use while the revision that reuses it commits.
     fn put_bytes(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError>;
     /// Size in bytes, or None when absent.
     fn size(&self, digest: &str) -> Result<Option<u64>, StoreError>;
@@ -42,8 +44,11 @@ pub trait BlobStore: Send + Sync + 'static {
     }
     /// Every stored digest with its last modification time (for the orphan sweep).
     fn list(&self) -> Result<Vec<(String, std::time::SystemTime)>, StoreError>;
-    /// Removes temp files older than `age` (uploads cut off by a crash).
-    fn sweep_temp(&self, age: std::time::Duration) -> Result<usize, StoreError>;
+    /// Last modification time, or None when absent.
+    fn modified(&self, digest: &str) -> Result<Option<std::time::SystemTime>, StoreError>;
+    /// Removes temp files last modified before `older_than`, or all of them
+    /// with None (uploads cut off by a crash or by a client gone silent).
+    fn sweep_temp(&self, older_than: Option<std::time::SystemTime>) -> Result<usize, StoreError>;
     /// A temp file on the same volume as the store, for streaming uploads into.
     fn temp_file(&self) -> Result<tempfile::NamedTempFile, StoreError>;
     /// Reads a whole blob into memory; only for small metadata files.
