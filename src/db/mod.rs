@@ -158,3 +158,33 @@ pub fn lock_event_log(conn: &mut DbConnection) -> Result<(), diesel::result::Err
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::sql_types::Integer;
+    use diesel::{QueryableByName, RunQueryDsl};
+
+    #[derive(QueryableByName)]
+    struct Pragma {
+        #[diesel(sql_type = Integer)]
+        synchronous: i32,
+    }
+
+    /// An acknowledged commit must survive an OS crash: FULL (2) syncs the WAL
+    /// at every commit, NORMAL (1) does not.
+    #[test]
+    fn sqlite_commits_are_synced() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let pool = connect(&url).expect("pool");
+        let mut conn = pool.get().expect("conn");
+        let DbConnection::Sqlite(c) = &mut *conn else {
+            panic!("not SQLite");
+        };
+        let p: Pragma = diesel::sql_query("PRAGMA synchronous")
+            .get_result(c)
+            .expect("pragma");
+        assert_eq!(p.synchronous, 2, "synchronous is not FULL");
+    }
+}

@@ -327,7 +327,7 @@ pub fn promote(
     if held.iter().any(|c| c == to) {
         let mut conn = ctx.conn()?;
         return Ok(ChangeResult {
-            package: view(&mut conn, ctx, p)?,
+            package: view(&mut conn, ctx, p, actor)?,
             changed: false,
             revisions: BTreeMap::new(),
             fell_back_to: BTreeMap::new(),
@@ -365,7 +365,7 @@ pub fn promote(
     let committed = commit(ctx, change, actor)?.map_err(|_| ServiceError::Contention)?;
     let mut conn = ctx.conn()?;
     Ok(ChangeResult {
-        package: view(&mut conn, ctx, p)?,
+        package: view(&mut conn, ctx, p, actor)?,
         changed: !committed.revisions.is_empty(),
         revisions: committed.revisions.into_iter().collect(),
         fell_back_to: BTreeMap::new(),
@@ -477,13 +477,13 @@ pub fn demote(
     let mut fb = BTreeMap::new();
     for (c, best) in fell_back_to {
         let v = match best {
-            Some(b) => Some(view(&mut conn, ctx, b)?),
+            Some(b) => Some(view(&mut conn, ctx, b, actor)?),
             None => None,
         };
         fb.insert(c, v);
     }
     Ok(ChangeResult {
-        package: view(&mut conn, ctx, p)?,
+        package: view(&mut conn, ctx, p, actor)?,
         changed: !committed.revisions.is_empty(),
         revisions: committed.revisions.into_iter().collect(),
         fell_back_to: fb,
@@ -744,7 +744,7 @@ pub fn latest(
             super::packages::rpm_location(&best.id, &best.filename)
         ),
     };
-    let package = view(&mut conn, ctx, best)?;
+    let package = view(&mut conn, ctx, best, actor)?;
     Ok(LatestView {
         package,
         channel: channel.into(),

@@ -368,7 +368,7 @@ pub fn set_held(
         Ok(())
     })?;
     let p = resolve(&mut conn, &p.id)?;
-    view(&mut conn, ctx, p)
+    view(&mut conn, ctx, p, actor)
 }
 
 pub fn held(p: &PackageSummary) -> Option<Note> {
@@ -495,7 +495,7 @@ pub fn discard(
         conn = ctx.conn()?;
     }
     let p = resolve(&mut conn, &p.id)?;
-    view(&mut conn, ctx, p)
+    view(&mut conn, ctx, p, actor)
 }
 
 // ---- retention --------------------------------------------------------------
@@ -696,7 +696,7 @@ pub fn candidates(ctx: &Ctx, channel: &str, actor: &Actor) -> Result<Candidates,
     let mut blocked = Vec::new();
     for a in assessed {
         let c = Candidate {
-            package: view(&mut conn, ctx, a.summary)?,
+            package: view(&mut conn, ctx, a.summary, actor)?,
             entered_source_at: rfc3339(a.entered),
             blockers: a.blockers,
         };

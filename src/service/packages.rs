@@ -125,7 +125,7 @@ pub fn ingest(
     let summary = summary_by_id(&mut conn, &sha)?
         .ok_or_else(|| ServiceError::PackageNotFound(sha.clone()))?;
     Ok(Ingested {
-        package: view(&mut conn, ctx, summary)?,
+        package: view(&mut conn, ctx, summary, actor)?,
         created: true,
     })
 }
@@ -150,7 +150,7 @@ fn already_stored(
     }
     let mut conn = ctx.conn()?;
     Ok(Ingested {
-        package: view(&mut conn, ctx, existing)?,
+        package: view(&mut conn, ctx, existing, actor)?,
         created: false,
     })
 }
@@ -464,7 +464,19 @@ pub fn current_channels(conn: &mut DbConnection, id: &str) -> Result<Vec<String>
     Ok(order.into_iter().filter(|c| names.contains(c)).collect())
 }
 
+/// A build as `actor` may see it: only the channels it may read are listed,
+/// in every response (uploads, promotions, holds as much as reads).
 pub fn view(
+    conn: &mut DbConnection,
+    ctx: &Ctx,
+    p: PackageSummary,
+    actor: &Actor,
+) -> Result<PackageView, ServiceError> {
+    Ok(restrict(ctx, actor, view_all(conn, ctx, p)?))
+}
+
+/// Every configured channel holding the build, for decisions, never answers.
+fn view_all(
     conn: &mut DbConnection,
     ctx: &Ctx,
     p: PackageSummary,
@@ -601,7 +613,7 @@ pub fn list(ctx: &Ctx, f: &ListFilter, actor: &Actor) -> Result<Vec<PackageView>
 pub fn detail(ctx: &Ctx, id: &str, actor: &Actor) -> Result<PackageDetail, ServiceError> {
     let mut conn = ctx.conn()?;
     let p = resolve(&mut conn, id)?;
-    let full = view(&mut conn, ctx, p.clone())?;
+    let full = view_all(&mut conn, ctx, p.clone())?;
     let visible = if full.channels.is_empty() {
         sees_unplaced(ctx, actor)
     } else {
