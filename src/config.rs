@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -87,6 +87,72 @@ pub struct Config {
 }
 
 impl Config {
+    /// The configuration as a TOML file that `--config` reads back to the same
+    /// settings. Secrets are never printed: webhook secrets show as `***` and
+    /// passphrases and the admin token only as a comment saying they are set.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        let d = |v: Duration| humantime::format_duration(v).to_string();
+        let layer = Layer {
+            listen: Some(self.listen.clone()),
+            data_dir: Some(self.data_dir.clone()),
+            base_url: Some(self.base_url.clone()),
+            database_url: Some(redact_password(&self.database_url)),
+            channels: Some(self.channels.clone()),
+            max_upload_bytes: Some(self.max_upload_bytes),
+            grace_period: Some(d(self.grace_period)),
+            signing_key: self.signing_key.clone(),
+            signing_key_next: self.signing_key_next.clone(),
+            apt_valid_for: self.apt_valid_for.map(d),
+            apt_origin: Some(self.apt_origin.clone()),
+            apt_label: Some(self.apt_label.clone()),
+            apt_architectures: Some(self.apt_architectures.clone()),
+            anonymous_read: Some(self.anonymous_read),
+            private_channels: Some(self.private_channels.clone()),
+            policies: Some(self.policies.clone()),
+            scheduler_tick: Some(d(self.scheduler_tick)),
+            webhooks: Some(
+                self.webhooks
+                    .iter()
+                    .map(|(k, w)| {
+                        let mut w = w.clone();
+                        w.secret = "***".into();
+                        (k.clone(), w)
+                    })
+                    .collect(),
+            ),
+            webhook_allow_internal: Some(self.webhook_allow_internal),
+            webhook_timeout: Some(d(self.webhook_timeout)),
+            webhook_retry_base: Some(d(self.webhook_retry_base)),
+            webhook_max_age: Some(d(self.webhook_max_age)),
+            webhook_max_failures: Some(self.webhook_max_failures),
+            webhook_tick: Some(d(self.webhook_tick)),
+            upload_idle_timeout: Some(d(self.upload_idle_timeout)),
+            sweep_interval: Some(d(self.sweep_interval)),
+            keep_revisions: Some(self.keep_revisions),
+            ..Layer::default()
+        };
+        let mut out = String::from("# forklift config: the resolved settings, valid as --config\n");
+        for (set, what) in [
+            (
+                self.signing_key_passphrase.is_some(),
+                "signing key passphrase",
+            ),
+            (
+                self.signing_key_next_passphrase.is_some(),
+                "next signing key passphrase",
+            ),
+            (self.admin_token.is_some(), "bootstrap admin token"),
+        ] {
+            if set {
+                out.push_str(&format!(
+                    "# {what}: *** (set through FORKLIFT_* or a file; not printed)\n"
+                ));
+            }
+        }
+        out.push_str(&toml::to_string(&layer)?);
+        Ok(out)
+    }
+
     pub fn anonymous_read(&self) -> crate::service::access::AnonymousRead {
         crate::service::access::AnonymousRead {
             all: self.anonymous_read,
@@ -97,48 +163,77 @@ impl Config {
 
 /// Settings as they may appear in the TOML file, the environment or flags;
 /// every field optional so layers can be merged.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Layer {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_upload_bytes: Option<u64>,
     /// Human duration such as "1h" or "90s".
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub grace_period: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_key_passphrase_file: Option<PathBuf>,
     /// Only from the environment (FORKLIFT_SIGNING_KEY_PASSPHRASE).
     #[serde(skip)]
     pub signing_key_passphrase: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_key_next: Option<PathBuf>,
     /// Only from the environment (FORKLIFT_SIGNING_KEY_NEXT_PASSPHRASE).
     #[serde(skip)]
     pub signing_key_next_passphrase: Option<String>,
     /// Human duration, e.g. "7d".
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub apt_valid_for: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub apt_origin: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub apt_label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub apt_architectures: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub anonymous_read: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub private_channels: Option<Vec<String>>,
     /// Only from the environment (FORKLIFT_ADMIN_TOKEN): a secret never sits in a flag.
     #[serde(skip)]
     pub admin_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub policies: Option<std::collections::BTreeMap<String, crate::service::policy::PolicySpec>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scheduler_tick: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub webhooks: Option<crate::service::webhooks::ConfigWebhooks>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_allow_internal: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_retry_base: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_max_age: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_max_failures: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_tick: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub upload_idle_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep_interval: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_revisions: Option<u32>,
 }
 
@@ -279,6 +374,34 @@ pub const DEFAULT_DATA_DIR: &str = "./forklift-data";
 pub const DEFAULT_MAX_UPLOAD: u64 = 2 * 1024 * 1024 * 1024;
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
 
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
+            Some(c) => format!("{}:***{}", &url[..s + 3 + c], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
+/// `host:port` or `[v6]:port` with a port from 1 to 65535, checked before
+/// anything is created on disk (a typo must not leave a data directory behind).
+fn check_listen(listen: &str) -> Result<(), ConfigError> {
+    let bad = |why: &str| ConfigError::Invalid {
+        key: "listen".into(),
+        message: format!("{listen:?}: {why}; use host:port, e.g. 127.0.0.1:8080"),
+    };
+    let (host, port) = listen.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(bad("the port must be a number from 1 to 65535")),
+    }
+}
+
 /// A channel name must be usable in URLs and file paths as is.
 pub fn valid_channel_name(name: &str) -> bool {
     !name.is_empty()
@@ -309,6 +432,7 @@ impl Config {
     pub fn resolve(file: Layer, env: Layer, flags: Layer) -> Result<Config, ConfigError> {
         let l = file.merge(env).merge(flags);
         let listen = l.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        check_listen(&listen)?;
         let data_dir = l
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));

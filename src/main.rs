@@ -29,14 +29,14 @@ struct Cli {
 enum Command {
     /// Run the server (SQLite and files under ./forklift-data unless configured).
     Serve(ServeArgs),
-    /// Print the resolved configuration and exit.
+    /// Print the resolved configuration as TOML (valid as --config) and exit.
     Config(ServeArgs),
-    /// Manage API tokens directly in the database (works while the server runs).
+    /// Manage API tokens directly in the server's database (works while it runs).
     Token {
         #[command(subcommand)]
         command: TokenCommand,
         #[command(flatten)]
-        args: ServeArgs,
+        args: TokenArgs,
     },
 }
 
@@ -96,16 +96,41 @@ struct ServeArgs {
     signing_key: Option<PathBuf>,
 }
 
-fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
+/// Where the token commands find the server's database: the same settings the
+/// server was started with.
+#[derive(Args, Clone)]
+struct TokenArgs {
+    /// The server's TOML configuration file (also FORKLIFT_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The server's data directory [default: ./forklift-data] (FORKLIFT_DATA_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The server's database [default: sqlite://<data-dir>/forklift.db] (FORKLIFT_DATABASE_URL).
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+fn resolve_token(args: &TokenArgs) -> anyhow::Result<Config> {
+    let flags = Layer {
+        data_dir: args.data_dir.clone(),
+        database_url: args.database_url.clone(),
+        ..Layer::default()
+    };
+    resolve_layers(args.config.clone(), flags)
+}
+
+fn resolve_layers(config: Option<PathBuf>, flags: Layer) -> anyhow::Result<Config> {
     let env: HashMap<String, String> = std::env::vars().collect();
-    let file_path = args
-        .config
-        .clone()
-        .or_else(|| env.get("FORKLIFT_CONFIG").map(PathBuf::from));
+    let file_path = config.or_else(|| env.get("FORKLIFT_CONFIG").map(PathBuf::from));
     let file = match file_path {
         Some(p) => Layer::from_file(&p)?,
         None => Layer::default(),
     };
+    Ok(Config::resolve(file, Layer::from_env(&env)?, flags)?)
+}
+
+fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
     let flags = Layer {
         listen: args.listen.clone(),
         data_dir: args.data_dir.clone(),
@@ -117,18 +142,7 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
         signing_key: args.signing_key.clone(),
         ..Layer::default()
     };
-    Ok(Config::resolve(file, Layer::from_env(&env)?, flags)?)
-}
-
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
-fn redact_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
-            Some(c) => format!("{}:***{}", &url[..s + 3 + c], &url[at..]),
-            None => url.to_string(),
-        },
-        _ => url.to_string(),
-    }
+    resolve_layers(args.config.clone(), flags)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -143,31 +157,19 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Config(args) => {
-            let mut c = resolve(&args)?;
-            c.database_url = redact_password(&c.database_url);
-            if c.signing_key_passphrase.is_some() {
-                c.signing_key_passphrase = Some("***".into());
-            }
-            if c.signing_key_next_passphrase.is_some() {
-                c.signing_key_next_passphrase = Some("***".into());
-            }
-            if c.admin_token.is_some() {
-                c.admin_token = Some("***".into());
-            }
-            for hook in c.webhooks.values_mut() {
-                hook.secret = "***".into();
-            }
-            println!("{c:#?}");
+            print!("{}", resolve(&args)?.to_toml()?);
             Ok(())
         }
-        Command::Token { command, args } => token_command(command, &resolve(&args)?),
+        Command::Token { command, args } => token_command(command, &resolve_token(&args)?),
         Command::Serve(args) => {
             let config = resolve(&args)?;
             let listen = config.listen.clone();
             let base = config.base_url.clone();
-            let ctx = forklift::app::init(config).context("starting forklift")?;
+            // Before anything is created on disk: a port in use must not leave
+            // a fresh data directory, key and admin token behind.
             let listener = std::net::TcpListener::bind(&listen)
-                .with_context(|| format!("binding {listen}"))?;
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let ctx = forklift::app::init(config).context("starting forklift")?;
             tracing::info!(%listen, %base, "forklift listening");
             actix_web::rt::System::new().block_on(async move {
                 forklift::app::server(ctx, listener)?.await?;
@@ -179,6 +181,18 @@ fn main() -> anyhow::Result<()> {
 
 fn token_command(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
     use forklift::service::{tokens, Actor};
+    // A token written into a database no server reads is worse than an error:
+    // the server would answer `unknown token`.
+    if let Some(path) = config.database_url.strip_prefix("sqlite://") {
+        if !std::path::Path::new(path).exists() {
+            anyhow::bail!(
+                "no Forklift database at {path} (data directory {}): run this where the \
+                 server keeps its data, or give the server's --config, --data-dir or \
+                 --database-url (or FORKLIFT_CONFIG, FORKLIFT_DATA_DIR, FORKLIFT_DATABASE_URL)",
+                config.data_dir.display()
+            );
+        }
+    }
     let pool = forklift::db::connect(&config.database_url).context("opening the database")?;
     let mut conn = pool.get().context("database connection")?;
     let mut actor = Actor::system();

@@ -106,7 +106,8 @@ pub fn connect(url: &str) -> Result<Pool, DbError> {
     if let DbUrl::Sqlite(path) = &url {
         if let Some(parent) = std::path::Path::new(path).parent() {
             if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).map_err(|e| DbError::Connect(e.to_string()))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| DbError::Connect(format!("{}: {e}", parent.display())))?;
             }
         }
     }
@@ -117,13 +118,18 @@ pub fn connect(url: &str) -> Result<Pool, DbError> {
     // A PostgreSQL connection can die with its server; a SQLite file cannot,
     // so checking it with a query on every checkout is pure cost.
     let check = matches!(url, DbUrl::Postgres(_));
+    // Errors name the file; never a PostgreSQL URL, which may carry a password.
+    let what = match &url {
+        DbUrl::Sqlite(path) => format!("SQLite database {path}"),
+        DbUrl::Postgres(_) => "PostgreSQL".to_string(),
+    };
     let manager = Manager { url };
     let pool = r2d2::Pool::builder()
         .max_size(max)
         .test_on_check_out(check)
         .connection_timeout(std::time::Duration::from_secs(30))
         .build(manager)
-        .map_err(|e| DbError::Connect(e.to_string()))?;
+        .map_err(|e| DbError::Connect(format!("{what}: {e}")))?;
     let mut conn = pool.get()?;
     run_migrations(&mut conn)?;
     Ok(pool)

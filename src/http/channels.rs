@@ -4,14 +4,14 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::{blocking, ApiError};
+use super::{blocking, ApiError, JsonLine};
 use crate::service::channels::{self, RevisionQuery};
 use crate::service::policy::PolicySpec;
 use crate::service::{gates, scheduler, Ctx};
 
 pub async fn list(ctx: web::Data<Ctx>, Caller(who): Caller) -> Result<HttpResponse, ApiError> {
     let v = blocking(&ctx, move |c| channels::list_channels(c, &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 pub async fn detail(
@@ -21,7 +21,7 @@ pub async fn detail(
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
     let v = blocking(&ctx, move |c| channels::channel_detail(c, &name, &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 pub async fn revisions(
@@ -33,7 +33,7 @@ pub async fn revisions(
     let name = name.into_inner();
     let q = q.into_inner();
     let v = blocking(&ctx, move |c| channels::revisions(c, &name, &q, &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 pub async fn revision(
@@ -46,7 +46,7 @@ pub async fn revision(
         channels::revision_detail(c, &name, number, &who)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,7 +64,7 @@ pub async fn diff(
     let name = name.into_inner();
     let DiffQuery { from, to } = q.into_inner();
     let v = blocking(&ctx, move |c| channels::diff(c, &name, from, to, &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,7 +91,7 @@ pub async fn promote_many(
         channels::promote_many(c, &packages, &name, force, &who)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(r))
+    Ok(HttpResponse::Ok().json_line(r))
 }
 
 /// `GET /api/v1/channels/{name}/policy`
@@ -102,7 +102,7 @@ pub async fn policy(
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
     let v = blocking(&ctx, move |c| gates::read_policy(c, &name, &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 /// `PUT /api/v1/channels/{name}/policy` (admin)
@@ -116,7 +116,7 @@ pub async fn set_policy(
     let name = name.into_inner();
     let spec = body.into_inner();
     let v = blocking(&ctx, move |c| gates::set_policy(c, &name, &spec, &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 /// `GET /api/v1/channels/{name}/candidates`: what may go on, and why not.
@@ -127,7 +127,7 @@ pub async fn candidates(
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
     let v = blocking(&ctx, move |c| gates::candidates(c, &name, &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,7 +151,7 @@ pub async fn freeze(
         gates::set_frozen(c, &name, Some(&reason), &who)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 /// `POST /api/v1/channels/{name}/unfreeze`
@@ -163,7 +163,7 @@ pub async fn unfreeze(
     let name = name.into_inner();
     who.require_promote(&name)?;
     let v = blocking(&ctx, move |c| gates::set_frozen(c, &name, None, &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 /// `POST /api/v1/scheduler/run` (admin): run every due automatic promotion now.
@@ -173,7 +173,7 @@ pub async fn run_scheduler(
 ) -> Result<HttpResponse, ApiError> {
     who.require_admin()?;
     let v = blocking(&ctx, scheduler::run_due).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,5 +210,5 @@ pub async fn latest(
     };
     r.insert_header((actix_web::http::header::ETAG, etag))
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-cache"));
-    Ok(if matches { r.finish() } else { r.json(v) })
+    Ok(if matches { r.finish() } else { r.json_line(v) })
 }

@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use super::JsonLine;
 use crate::service::ServiceError;
 
 #[derive(Debug, Clone)]
@@ -62,7 +63,7 @@ impl ResponseError for ApiError {
                 "Basic realm=\"forklift\", charset=\"UTF-8\"",
             ));
         }
-        r.json(Body {
+        r.json_line(Body {
             error: self.code,
             message: &self.message,
         })
@@ -137,7 +138,24 @@ pub fn json_error(
             err.to_string(),
         )
         .into(),
+        J::Deserialize(e) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", json_problem(&e)).into()
+        }
         _ => ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", err.to_string()).into(),
+    }
+}
+
+/// What is wrong with a JSON body, in words: no parser prefixes, the field by name.
+pub fn json_problem(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Eof if e.line() == 1 && e.column() == 0 => {
+            "this request needs a JSON body (see docs/api.md)".into()
+        }
+        Category::Eof => format!("the JSON body ends too early ({e})"),
+        Category::Syntax => format!("the body is not valid JSON ({e})"),
+        Category::Data => format!("the JSON body does not fit this request: {e}"),
+        Category::Io => format!("the body could not be read ({e})"),
     }
 }
 
@@ -145,12 +163,22 @@ pub fn query_error(
     err: actix_web::error::QueryPayloadError,
     _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", err.to_string()).into()
+    let message = match &err {
+        actix_web::error::QueryPayloadError::Deserialize(e) => {
+            format!("the query string does not fit this request: {e}")
+        }
+        other => other.to_string(),
+    };
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message).into()
 }
 
 pub fn path_error(
     err: actix_web::error::PathError,
     _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", err.to_string()).into()
+    let message = match &err {
+        actix_web::error::PathError::Deserialize(e) => format!("the URL path does not fit: {e}"),
+        other => other.to_string(),
+    };
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", message).into()
 }

@@ -9,7 +9,7 @@ pub mod repo;
 pub mod tokens;
 pub mod webhooks;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 
 pub use error::ApiError;
 
@@ -33,6 +33,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config(JSON_LIMIT))
         .app_data(web::QueryConfig::default().error_handler(error::query_error))
         .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .route("/", web::get().to(index))
         .route("/healthz", web::get().to(health))
         .service(
             web::scope("/api/v1")
@@ -139,8 +140,39 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
+/// JSON answers end with a newline, so `curl` output ends its line in a terminal
+/// and line-based tools see one record per response.
+pub trait JsonLine {
+    fn json_line<T: serde::Serialize>(&mut self, value: T) -> HttpResponse;
+}
+
+impl JsonLine for HttpResponseBuilder {
+    fn json_line<T: serde::Serialize>(&mut self, value: T) -> HttpResponse {
+        match serde_json::to_vec(&value) {
+            Ok(mut body) => {
+                body.push(b'\n');
+                self.content_type(actix_web::http::header::ContentType::json())
+                    .body(body)
+            }
+            Err(e) => actix_web::ResponseError::error_response(&ApiError::internal(e)),
+        }
+    }
+}
+
+/// `GET /`: where to go from here, until the promotion board takes this place.
+async fn index(ctx: web::Data<Ctx>) -> HttpResponse {
+    let base = &ctx.config.base_url;
+    HttpResponse::Ok().json_line(serde_json::json!({
+        "name": "forklift",
+        "version": env!("CARGO_PKG_VERSION"),
+        "channels": format!("{base}/api/v1/channels"),
+        "packages": format!("{base}/api/v1/packages"),
+        "signing_key": format!("{base}/keys/forklift.asc"),
+    }))
+}
+
 async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+    HttpResponse::Ok().json_line(serde_json::json!({"status": "ok"}))
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

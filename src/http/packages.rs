@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::{blocking, ApiError};
+use super::{blocking, ApiError, JsonLine};
 use crate::service::packages::{self, Ingested, ListFilter};
 use crate::service::{channels, gates, upload, Ctx};
 
@@ -53,7 +53,7 @@ fn ingested(i: Ingested) -> HttpResponse {
     } else {
         StatusCode::OK
     };
-    HttpResponse::build(status).json(i.package)
+    HttpResponse::build(status).json_line(i.package)
 }
 
 /// `PUT /api/v1/packages/{filename}` with the raw file as body (`curl -T`).
@@ -121,7 +121,7 @@ pub async fn list(
     let f = q.into_inner();
     // What the caller may see is decided per build by its channels.
     let list = blocking(&ctx, move |c| packages::list(c, &f, &who)).await?;
-    Ok(HttpResponse::Ok().json(list))
+    Ok(HttpResponse::Ok().json_line(list))
 }
 
 pub async fn detail(
@@ -131,7 +131,7 @@ pub async fn detail(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let d = blocking(&ctx, move |c| packages::detail(c, &id, &who)).await?;
-    Ok(HttpResponse::Ok().json(d))
+    Ok(HttpResponse::Ok().json_line(d))
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,7 +153,7 @@ pub async fn promote(
     let PromoteBody { to, force } = body.into_inner();
     // Who may promote into `to` is the channel's policy: the service decides.
     let r = blocking(&ctx, move |c| channels::promote(c, &id, &to, force, &who)).await?;
-    Ok(HttpResponse::Ok().json(r))
+    Ok(HttpResponse::Ok().json_line(r))
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,7 +178,7 @@ pub async fn demote(
         channels::demote(c, &id, &b.from, &b.reason, &who)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(r))
+    Ok(HttpResponse::Ok().json_line(r))
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,7 +198,7 @@ pub async fn hold(
     let id = id.into_inner();
     let reason = body.into_inner().reason;
     let v = blocking(&ctx, move |c| gates::set_held(c, &id, Some(&reason), &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 /// `POST /api/v1/packages/{id}/release`
@@ -209,7 +209,7 @@ pub async fn release(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let v = blocking(&ctx, move |c| gates::set_held(c, &id, None, &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,5 +229,5 @@ pub async fn discard(
     let id = id.into_inner();
     let reason = q.into_inner().reason;
     let v = blocking(&ctx, move |c| gates::discard(c, &id, &reason, &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 
 use super::auth::Caller;
-use super::{blocking, ApiError};
+use super::{blocking, ApiError, JsonLine};
 use crate::service::audit::{self, AuditQuery};
 use crate::service::tokens::{pooled, CreateToken};
 use crate::service::Ctx;
@@ -11,7 +11,7 @@ use crate::service::Ctx;
 pub async fn list(ctx: web::Data<Ctx>, Caller(who): Caller) -> Result<HttpResponse, ApiError> {
     who.require_admin()?;
     let v = blocking(&ctx, move |c| pooled::list(c, &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 /// The response carries the secret once; it is never retrievable again.
@@ -25,7 +25,7 @@ pub async fn create(
     let v = blocking(&ctx, move |c| pooled::create(c, &req, &who)).await?;
     Ok(HttpResponse::Created()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(v))
+        .json_line(v))
 }
 
 pub async fn revoke(
@@ -37,7 +37,7 @@ pub async fn revoke(
     let name = name.into_inner();
     let n = name.clone();
     blocking(&ctx, move |c| pooled::revoke(c, &n, &who)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "revoked": name })))
+    Ok(HttpResponse::Ok().json_line(serde_json::json!({ "revoked": name })))
 }
 
 pub async fn events(
@@ -48,5 +48,5 @@ pub async fn events(
     who.require_admin()?;
     let q = q.into_inner();
     let v = blocking(&ctx, move |c| audit::events(c, &q, &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }

@@ -4,14 +4,14 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::{blocking, ApiError};
+use super::{blocking, ApiError, JsonLine};
 use crate::service::webhooks::{self, CreateWebhook, UpdateWebhook};
 use crate::service::Ctx;
 
 pub async fn list(ctx: web::Data<Ctx>, Caller(who): Caller) -> Result<HttpResponse, ApiError> {
     who.require_admin()?;
     let v = blocking(&ctx, move |c| webhooks::list(c, &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 pub async fn create(
@@ -22,7 +22,7 @@ pub async fn create(
     who.require_admin()?;
     let req = body.into_inner();
     let v = blocking(&ctx, move |c| webhooks::create(c, &req, &who)).await?;
-    Ok(HttpResponse::Created().json(v))
+    Ok(HttpResponse::Created().json_line(v))
 }
 
 pub async fn detail(
@@ -33,7 +33,7 @@ pub async fn detail(
     who.require_admin()?;
     let id = id.into_inner();
     let v = blocking(&ctx, move |c| webhooks::get(c, id, &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 pub async fn update(
@@ -46,7 +46,7 @@ pub async fn update(
     let id = id.into_inner();
     let u = body.into_inner();
     let v = blocking(&ctx, move |c| webhooks::update(c, id, &u, &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 pub async fn delete(
@@ -75,7 +75,7 @@ pub async fn attempts(
     let id = id.into_inner();
     let limit = q.into_inner().limit;
     let v = blocking(&ctx, move |c| webhooks::attempts(c, id, limit, &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,5 +94,5 @@ pub async fn redeliver(
     let id = id.into_inner();
     let event = body.into_inner().event_id;
     let v = blocking(&ctx, move |c| webhooks::redeliver(c, id, event, &who)).await?;
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json_line(v))
 }

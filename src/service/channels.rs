@@ -297,7 +297,7 @@ fn manual_gate(
     if policy.require_permission && !entry_upload {
         actor.require_promote(to)?;
     } else if !actor.authenticated {
-        return Err(actor.denied(format!("promoting into {to:?}")));
+        return Err(actor.denied(&format!("promoting into {to:?}"), "any permission"));
     }
     if let Some(h) = super::gates::held(p) {
         if !(force && actor.grants.is_admin()) {
@@ -570,7 +570,7 @@ pub fn promote_many(
         None => ("added", None),
     };
     let change = Change {
-        summary: format!("{kind} {} builds into {to}", added.len()),
+        summary: format!("{kind} {} into {to}", builds(added.len())),
         ops: vec![ChannelOp {
             channel: to.to_string(),
             add: added.clone(),
@@ -750,4 +750,13 @@ pub fn latest(
         channel: channel.into(),
         download_url,
     })
+}
+
+/// "1 build", "3 builds".
+pub fn builds(n: usize) -> String {
+    if n == 1 {
+        "1 build".into()
+    } else {
+        format!("{n} builds")
+    }
 }

@@ -323,8 +323,10 @@ pub fn set_held(
     let may =
         g.is_admin() || g.may_upload() || ctx.config.channels.iter().any(|c| g.may_promote(c));
     if !may {
-        return Err(actor
-            .denied("holding or releasing a build needs upload, promote or admin rights".into()));
+        return Err(actor.denied(
+            "holding or releasing a build",
+            "upload, promote or admin rights",
+        ));
     }
     let mut conn = ctx.conn()?;
     let p = resolve(&mut conn, id)?;

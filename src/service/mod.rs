@@ -110,7 +110,10 @@ impl Ctx {
         if self.may_read(actor, channel) {
             return Ok(());
         }
-        Err(actor.denied(format!("reading channel {channel:?}")))
+        Err(actor.denied(
+            &format!("reading channel {channel:?}"),
+            &format!("read:{channel} (or read)"),
+        ))
     }
 }
 
@@ -147,11 +150,15 @@ impl Actor {
 
     /// The error for an action this caller may not take: 401 when no token
     /// was presented (say who you are), 403 when the token lacks the right.
-    pub fn denied(&self, what: String) -> ServiceError {
+    /// One wording for both: "`action` needs a token with `needs`".
+    pub fn denied(&self, action: &str, needs: &str) -> ServiceError {
         if self.authenticated {
-            ServiceError::Forbidden(format!("token {:?} may not do this: {what}", self.name))
+            ServiceError::Forbidden(format!(
+                "{action} needs a token with {needs}; token {:?} has not got it",
+                self.name
+            ))
         } else {
-            ServiceError::Unauthenticated(format!("{what} needs a token"))
+            ServiceError::Unauthenticated(format!("{action} needs a token with {needs}"))
         }
     }
 
@@ -159,23 +166,24 @@ impl Actor {
         if self.grants.may_upload() {
             return Ok(());
         }
-        Err(self.denied("uploading needs the upload permission".into()))
+        Err(self.denied("uploading", "the upload permission"))
     }
 
     pub fn require_promote(&self, channel: &str) -> Result<(), ServiceError> {
         if self.grants.may_promote(channel) {
             return Ok(());
         }
-        Err(self.denied(format!(
-            "changing channel {channel:?} needs promote:{channel}"
-        )))
+        Err(self.denied(
+            &format!("changing channel {channel:?}"),
+            &format!("promote:{channel}"),
+        ))
     }
 
     pub fn require_admin(&self) -> Result<(), ServiceError> {
         if self.grants.is_admin() {
             return Ok(());
         }
-        Err(self.denied("this needs the admin permission".into()))
+        Err(self.denied("this request", "the admin permission"))
     }
 }
 

@@ -621,7 +621,10 @@ pub fn detail(ctx: &Ctx, id: &str, actor: &Actor) -> Result<PackageDetail, Servi
     };
     if !visible {
         if !actor.authenticated {
-            return Err(actor.denied(format!("reading package {id:?}")));
+            return Err(actor.denied(
+                &format!("reading package {id:?}"),
+                "read access to a channel that holds it",
+            ));
         }
         return Err(ServiceError::PackageNotFound(id.to_string()));
     }

@@ -243,15 +243,38 @@ pub struct Note {
     pub reason: String,
 }
 
-/// Why a build may not go on (yet).
+/// Why a build may not go on (yet). Times go out as RFC 3339, like every
+/// other time in the API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Blocker {
     AlreadyPresent,
-    Held { by: String, at: i64, why: String },
-    Rejected { by: String, at: i64, why: String },
-    Soaking { until: i64 },
-    Frozen { by: String, at: i64, why: String },
+    Held {
+        by: String,
+        #[serde(serialize_with = "as_rfc3339")]
+        at: i64,
+        why: String,
+    },
+    Rejected {
+        by: String,
+        #[serde(serialize_with = "as_rfc3339")]
+        at: i64,
+        why: String,
+    },
+    Soaking {
+        #[serde(serialize_with = "as_rfc3339")]
+        until: i64,
+    },
+    Frozen {
+        by: String,
+        #[serde(serialize_with = "as_rfc3339")]
+        at: i64,
+        why: String,
+    },
+}
+
+fn as_rfc3339<S: serde::Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&super::views::rfc3339(*t))
 }
 
 /// THE eligibility rule, used by the candidates list and by automatic

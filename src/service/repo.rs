@@ -212,7 +212,10 @@ pub fn pool_file(
         }
     }
     if hidden {
-        return Err(actor.denied(format!("reading {pool_path:?}")));
+        return Err(actor.denied(
+            &format!("reading {pool_path:?}"),
+            "read access to a channel that serves it",
+        ));
     }
     Ok(None)
 }

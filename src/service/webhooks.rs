@@ -147,7 +147,7 @@ impl Filters {
 
 // ---- subscriptions ------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSpec {
     pub url: String,

@@ -18,8 +18,8 @@ impl LocalStore {
     pub fn open(data_dir: &Path) -> Result<LocalStore, StoreError> {
         let root = data_dir.join("blobs").join("sha256");
         let tmp = data_dir.join("tmp");
-        fs::create_dir_all(&root)?;
-        fs::create_dir_all(&tmp)?;
+        fs::create_dir_all(&root).map_err(at(&root))?;
+        fs::create_dir_all(&tmp).map_err(at(&tmp))?;
         Ok(LocalStore { root, tmp })
     }
 
@@ -142,10 +142,17 @@ impl BlobStore for LocalStore {
     }
 
     fn temp_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
-        Ok(tempfile::Builder::new()
+        tempfile::Builder::new()
             .prefix("upload-")
-            .tempfile_in(&self.tmp)?)
+            .tempfile_in(&self.tmp)
+            .map_err(at(&self.tmp))
     }
+}
+
+/// An I/O error that names the path it happened on (the kind is kept, so a
+/// full disk is still recognised as one).
+fn at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |e| StoreError::Io(io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]
@@ -207,6 +214,15 @@ mod tests {
         s.put_bytes(D, b"hello").expect("put again");
         assert!(s.modified(D).expect("mtime").expect("present") > old);
         assert_eq!(s.size(D).expect("size"), Some(5));
+    }
+
+    #[test]
+    fn errors_name_their_path() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").expect("file");
+        let err = LocalStore::open(&file).expect_err("a file is no data dir");
+        assert!(err.to_string().contains("not-a-dir"), "{err}");
     }
 
     #[test]
