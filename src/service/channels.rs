@@ -338,6 +338,14 @@ pub fn promote(
             "{to:?} is the first channel; builds enter it by upload, not promotion"
         )));
     };
+    if held.is_empty() && ctx.channel_index(&source)? == 0 {
+        // The usual first-hour slip: an upload without `?channel=`.
+        return Err(ServiceError::NotAllowed(format!(
+            "{} is in no channel yet: add it to {source:?} first, by uploading it again \
+             with ?channel={source} (the same bytes are not stored twice)",
+            p.filename
+        )));
+    }
     if !held.contains(&source) {
         return Err(ServiceError::NotAllowed(format!(
             "{} is not in {source:?}; promotion to {to:?} only comes from {source:?} (levels are never skipped)",
