@@ -88,40 +88,6 @@ fn hostile_rpm_headers_are_refused_and_the_server_survives() {
     assert_eq!(upload_bytes(&srv, DEMO10, &good).status, 201);
 }
 
-fn build_deb(version: &str) -> Vec<u8> {
-    fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, data) in files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, name, *data).expect("tar entry");
-        }
-        let tar = b.into_inner().expect("tar");
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&tar).expect("gz");
-        gz.finish().expect("gz")
-    }
-    let control = format!(
-        "Package: forklift-odd\nVersion: {version}\nArchitecture: all\n\
-         Maintainer: Test <t@example.com>\nDescription: odd versions\n"
-    );
-    let mut ar = ar::Builder::new(Vec::new());
-    for (name, data) in [
-        ("debian-binary", b"2.0\n".to_vec()),
-        (
-            "control.tar.gz",
-            tar_gz(&[("./control", control.as_bytes())]),
-        ),
-        ("data.tar.gz", tar_gz(&[])),
-    ] {
-        let h = ar::Header::new(name.as_bytes().to_vec(), data.len() as u64);
-        ar.append(&h, data.as_slice()).expect("ar member");
-    }
-    ar.into_inner().expect("ar")
-}
-
 /// `#` and `?` made a Filename that is no URL path: apt got 404 for a
 /// published build. Debian policy's version syntax is enforced at upload.
 #[test]
@@ -130,12 +96,16 @@ fn debian_versions_outside_policy_are_refused() {
         return;
     };
     for bad in ["1.0#2", "1.0?x=1", "beta1", "1.0-", "1:1.0%2F"] {
-        let r = upload_bytes(&srv, "odd.deb", &build_deb(bad));
+        let r = upload_bytes(&srv, "odd.deb", &build_deb("forklift-odd", bad));
         assert_eq!(r.status, 422, "{bad}: {}", r.text());
         assert_eq!(r.error_code(), "invalid_package", "{bad}");
         assert!(r.text().contains("version"), "{bad}: {}", r.text());
     }
-    let r = upload_bytes(&srv, "odd.deb", &build_deb("1:2.0+dfsg~rc1-1ubuntu1"));
+    let r = upload_bytes(
+        &srv,
+        "odd.deb",
+        &build_deb("forklift-odd", "1:2.0+dfsg~rc1-1ubuntu1"),
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     let pool = r.json()["filename"].as_str().expect("filename").to_string();
     assert!(pool.contains("2.0+dfsg~rc1-1ubuntu1"), "{pool}");

@@ -3,6 +3,7 @@
 
 pub mod apt;
 pub mod deb;
+pub mod debver;
 pub mod gzchain;
 pub mod rpm;
 pub mod rpmcheck;
@@ -21,6 +22,16 @@ pub fn contain_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "parser failure".into())
     })
+}
+
+/// Orders two builds of one kind by epoch, version and release: dpkg's rules
+/// for `.deb` (kind "deb"), rpmvercmp for RPMs.
+pub fn compare_versions(kind: &str, a: (i32, &str, &str), b: (i32, &str, &str)) -> Ordering {
+    if kind == "deb" {
+        debver::compare(a, b)
+    } else {
+        compare_evr(a, b)
+    }
 }
 
 /// Orders two RPM builds by epoch, version and release (rpmvercmp).

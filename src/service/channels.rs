@@ -160,12 +160,15 @@ fn package_views(
         );
     }
     list.sort_by(|a, b| {
-        (&a.name, &a.arch).cmp(&(&b.name, &b.arch)).then_with(|| {
-            crate::formats::compare_evr(
-                (a.epoch, &a.version, &a.release),
-                (b.epoch, &b.version, &b.release),
-            )
-        })
+        (&a.name, &a.arch, &a.kind)
+            .cmp(&(&b.name, &b.arch, &b.kind))
+            .then_with(|| {
+                crate::formats::compare_versions(
+                    &a.kind,
+                    (a.epoch, &a.version, &a.release),
+                    (b.epoch, &b.version, &b.release),
+                )
+            })
     });
     let mut out = views(conn, ctx, list)?;
     for v in &mut out {
@@ -443,10 +446,13 @@ pub fn demote(
             .select(PackageSummary::as_select())
             .load(&mut conn)?;
         let best = others.into_iter().max_by(|a, b| {
-            crate::formats::compare_evr(
-                (a.epoch, &a.version, &a.release),
-                (b.epoch, &b.version, &b.release),
-            )
+            a.kind.cmp(&b.kind).then_with(|| {
+                crate::formats::compare_versions(
+                    &a.kind,
+                    (a.epoch, &a.version, &a.release),
+                    (b.epoch, &b.version, &b.release),
+                )
+            })
         });
         fallback_ids.insert(c.clone(), best.as_ref().map(|b| b.id.clone()));
         fell_back_to.insert(c.clone(), best);
@@ -735,10 +741,13 @@ pub fn latest(
     }
     let found: Vec<(PackageSummary, Option<String>)> = q.load(&mut conn)?;
     let Some((best, pool)) = found.into_iter().max_by(|a, b| {
-        crate::formats::compare_evr(
-            (a.0.epoch, &a.0.version, &a.0.release),
-            (b.0.epoch, &b.0.version, &b.0.release),
-        )
+        a.0.kind.cmp(&b.0.kind).then_with(|| {
+            crate::formats::compare_versions(
+                &a.0.kind,
+                (a.0.epoch, &a.0.version, &a.0.release),
+                (b.0.epoch, &b.0.version, &b.0.release),
+            )
+        })
     }) else {
         return Err(ServiceError::NotFound(format!(
             "channel {channel:?} holds no build of {name:?}"

@@ -15,7 +15,7 @@ use super::{Actor, Ctx, ServiceError};
 use crate::db::models::{NewEvent, PackageSummary};
 use crate::db::schema::*;
 use crate::db::DbConnection;
-use crate::formats::compare_evr;
+use crate::formats::compare_versions;
 
 // ---- policies ---------------------------------------------------------------
 
@@ -578,7 +578,8 @@ pub fn retention_overflow(
             continue;
         }
         // Newest first.
-        builds.sort_by(|a, b| compare_evr((b.4, &b.5, &b.6), (a.4, &a.5, &a.6)));
+        // Groups are of one kind, so one ordering applies.
+        builds.sort_by(|a, b| compare_versions(&a.1, (b.4, &b.5, &b.6), (a.4, &a.5, &a.6)));
         let mut kept = 0;
         for b in builds {
             if kept < retain || adding.contains(&b.0) {
@@ -676,10 +677,11 @@ fn assess(
         });
     }
     out.sort_by(|a, b| {
-        (&a.summary.name, &a.summary.arch)
-            .cmp(&(&b.summary.name, &b.summary.arch))
+        (&a.summary.name, &a.summary.arch, &a.summary.kind)
+            .cmp(&(&b.summary.name, &b.summary.arch, &b.summary.kind))
             .then_with(|| {
-                compare_evr(
+                compare_versions(
+                    &a.summary.kind,
                     (a.summary.epoch, &a.summary.version, &a.summary.release),
                     (b.summary.epoch, &b.summary.version, &b.summary.release),
                 )
@@ -760,7 +762,8 @@ pub fn auto_promote(ctx: &Ctx, policy: &Policy) -> Result<AutoRun, ServiceError>
         for p in rows {
             let key = (p.kind.clone(), p.name.clone(), p.arch.clone());
             let newer = newest_held.get(&key).is_none_or(|h| {
-                compare_evr(
+                compare_versions(
+                    &p.kind,
                     (p.epoch, &p.version, &p.release),
                     (h.epoch, &h.version, &h.release),
                 )
@@ -782,7 +785,8 @@ pub fn auto_promote(ctx: &Ctx, policy: &Policy) -> Result<AutoRun, ServiceError>
         .into_iter()
         .filter(|(key, p)| {
             newest_held.get(key).is_none_or(|h| {
-                compare_evr(
+                compare_versions(
+                    &p.kind,
                     (p.epoch, &p.version, &p.release),
                     (h.epoch, &h.version, &h.release),
                 )

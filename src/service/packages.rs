@@ -265,14 +265,9 @@ fn parse_upload(
                 sha512: &sha512,
             },
         );
-        let (epoch, rest) = match info.version.split_once(':') {
-            Some((e, r)) => (e.parse::<i32>().unwrap_or(0), r),
-            None => (0, info.version.as_str()),
-        };
-        let (version, release) = match rest.rsplit_once('-') {
-            Some((v, r)) => (v.to_string(), r.to_string()),
-            None => (rest.to_string(), String::new()),
-        };
+        // The version was validated by read_deb: the epoch fits an i32.
+        let (epoch, version, release) = crate::formats::debver::split(&info.version);
+        let (version, release) = (version.to_string(), release.to_string());
         let summary = info
             .field("Description")
             .and_then(|d| d.lines().next())

@@ -712,10 +712,11 @@ fn render_channel(
     let ids: Vec<&String> = members.iter().collect();
     let mut rows = ctx.pieces.get_many(conn, &ids, new_packages)?;
     rows.sort_by(|a, b| {
-        (&a.name, &a.arch)
-            .cmp(&(&b.name, &b.arch))
+        (&a.name, &a.arch, &a.kind)
+            .cmp(&(&b.name, &b.arch, &b.kind))
             .then_with(|| {
-                crate::formats::compare_evr(
+                crate::formats::compare_versions(
+                    &a.kind,
                     (a.epoch, &a.version, &a.release),
                     (b.epoch, &b.version, &b.release),
                 )

@@ -445,3 +445,39 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// A minimal .deb (`Architecture: all`, empty data) of `package` at `version`.
+pub fn build_deb(package: &str, version: &str) -> Vec<u8> {
+    use std::io::Write;
+    fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).expect("tar entry");
+        }
+        let tar = b.into_inner().expect("tar");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).expect("gz");
+        gz.finish().expect("gz")
+    }
+    let control = format!(
+        "Package: {package}\nVersion: {version}\nArchitecture: all\n\
+         Maintainer: Test <t@example.com>\nDescription: a test package\n"
+    );
+    let mut ar = ar::Builder::new(Vec::new());
+    for (name, data) in [
+        ("debian-binary", b"2.0\n".to_vec()),
+        (
+            "control.tar.gz",
+            tar_gz(&[("./control", control.as_bytes())]),
+        ),
+        ("data.tar.gz", tar_gz(&[])),
+    ] {
+        let h = ar::Header::new(name.as_bytes().to_vec(), data.len() as u64);
+        ar.append(&h, data.as_slice()).expect("ar member");
+    }
+    ar.into_inner().expect("ar")
+}
