@@ -153,9 +153,9 @@ fn channel_event(
     reason: Option<String>,
     detail: Option<serde_json::Value>,
 ) -> Result<(), ServiceError> {
-    crate::db::lock_event_log(conn)?;
-    diesel::insert_into(events::table)
-        .values(NewEvent {
+    super::events::append(
+        conn,
+        &[NewEvent {
             at: ctx.clock.now(),
             kind: kind.into(),
             package_id: None,
@@ -165,9 +165,8 @@ fn channel_event(
             client: actor.client.clone(),
             reason,
             detail: detail.map(|d| d.to_string()),
-        })
-        .execute(conn)?;
-    Ok(())
+        }],
+    )
 }
 
 fn package_event(
@@ -178,9 +177,9 @@ fn package_event(
     actor: &Actor,
     reason: Option<String>,
 ) -> Result<(), ServiceError> {
-    crate::db::lock_event_log(conn)?;
-    diesel::insert_into(events::table)
-        .values(NewEvent {
+    super::events::append(
+        conn,
+        &[NewEvent {
             at: ctx.clock.now(),
             kind: kind.into(),
             package_id: Some(package_id.into()),
@@ -190,9 +189,8 @@ fn package_event(
             client: actor.client.clone(),
             reason,
             detail: None,
-        })
-        .execute(conn)?;
-    Ok(())
+        }],
+    )
 }
 
 fn need_reason(reason: &str, what: &str) -> Result<String, ServiceError> {

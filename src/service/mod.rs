@@ -5,6 +5,7 @@ pub mod access;
 pub mod audit;
 pub mod channels;
 pub mod error;
+pub mod events;
 pub mod gates;
 pub mod gc;
 pub mod packages;

@@ -666,12 +666,7 @@ fn attempt(
                 detail: e.detail.as_ref().map(|d| d.to_string()),
             })
             .collect();
-        crate::db::lock_event_log(conn)?;
-        for ev in &events {
-            diesel::insert_into(events::table)
-                .values(ev)
-                .execute(conn)?;
-        }
+        super::events::append(conn, &events)?;
         Ok(committed)
     });
     result

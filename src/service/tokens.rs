@@ -13,7 +13,7 @@ use super::views::rfc3339;
 use super::{now, Actor, ServiceError};
 use crate::config::Config;
 use crate::db::models::{NewEvent, NewToken, TokenRow};
-use crate::db::schema::{events, tokens};
+use crate::db::schema::tokens;
 use crate::db::{is_unique_violation, DbConnection};
 
 /// The token name `FORKLIFT_ADMIN_TOKEN` and the first start use.
@@ -88,9 +88,9 @@ pub(crate) fn admin_event(
     actor: &Actor,
     detail: serde_json::Value,
 ) -> Result<(), ServiceError> {
-    crate::db::lock_event_log(conn)?;
-    diesel::insert_into(events::table)
-        .values(NewEvent {
+    super::events::append(
+        conn,
+        &[NewEvent {
             at: now(),
             kind: kind.into(),
             package_id: None,
@@ -100,9 +100,8 @@ pub(crate) fn admin_event(
             client: actor.client.clone(),
             reason: None,
             detail: Some(detail.to_string()),
-        })
-        .execute(conn)?;
-    Ok(())
+        }],
+    )
 }
 
 /// Creates a token and returns its secret, which is never shown again.

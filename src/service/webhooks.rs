@@ -937,9 +937,9 @@ fn deliver_claimed(
                         webhooks::disabled_reason.eq(Some(&reason)),
                     ))
                     .execute(conn)?;
-                crate::db::lock_event_log(conn)?;
-                diesel::insert_into(events::table)
-                    .values(NewEvent {
+                super::events::append(
+                    conn,
+                    &[NewEvent {
                         at: super::now(),
                         kind: "webhook_disabled".into(),
                         package_id: None,
@@ -949,9 +949,9 @@ fn deliver_claimed(
                         client: "webhooks".into(),
                         reason: Some(reason.clone()),
                         detail: Some(serde_json::json!({"webhook": hook.name}).to_string()),
-                    })
-                    .execute(conn)?;
-                Ok::<_, diesel::result::Error>(())
+                    }],
+                )?;
+                Ok::<_, ServiceError>(())
             })?;
             tracing::warn!(webhook = %hook.name, %reason, "webhook disabled");
             return Ok(delivered);
