@@ -39,6 +39,9 @@ pub fn init_with_clock(
         .map_err(|e| StartupError::DataDir(config.data_dir.display().to_string(), e))?;
     let store = crate::store::open_local(&config.data_dir)?;
     let pool = crate::db::connect(&config.database_url)?;
+    // Twice the connections: work that does not wait for one (file reads)
+    // still runs while every connection is busy.
+    let slots = pool.max_size() as usize * 2;
     let signer = crate::signing::Signer::load_or_generate(
         config.signing_key.as_deref(),
         config.signing_key_passphrase.clone(),
@@ -58,6 +61,7 @@ pub fn init_with_clock(
         signer: Arc::new(signer),
         clock,
         pieces: Arc::new(crate::service::pieces::PieceCache::default()),
+        blocking_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
     };
     channels::sync_channels(&ctx)?;
     let resigned = channels::resign_for_keys(&ctx)?;
@@ -67,7 +71,7 @@ pub fn init_with_clock(
     crate::service::gates::apply_config_policies(&ctx)?;
     crate::service::scheduler::sync(&ctx)?;
     crate::service::webhooks::apply_config(&ctx)?;
-    match crate::service::tokens::bootstrap(&mut *ctx.conn()?, &ctx.config)? {
+    match crate::service::tokens::bootstrap(&mut *ctx.conn()?, &ctx.config, ctx.clock.now())? {
         Bootstrap::Generated(path) => tracing::warn!(
             file = %path.display(),
             "no admin token existed: created token \"admin\"; its secret is in this file (mode 0600)"
@@ -91,6 +95,17 @@ pub fn server(ctx: Ctx, listener: TcpListener) -> Result<actix_web::dev::Server,
             .app_data(data.clone())
             // Request line and status, never headers (credentials travel only in headers).
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").exclude("/healthz"))
+            // A span per request, so what its blocking work logs names it.
+            .wrap_fn(|req, srv| {
+                use actix_web::dev::Service as _;
+                use tracing::Instrument as _;
+                let span = tracing::error_span!(
+                    "request",
+                    method = %req.method(),
+                    path = %req.path()
+                );
+                srv.call(req).instrument(span)
+            })
             .configure(crate::http::routes)
     })
     // Without it, every response after the first on a keep-alive connection

@@ -210,7 +210,8 @@ fn token_command(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
                 roles,
                 expires_in,
             };
-            let created = tokens::create(&mut conn, config, &req, &actor)?;
+            let created =
+                tokens::create(&mut conn, config, forklift::service::now(), &req, &actor)?;
             println!(
                 "created token {:?} with {}{}",
                 created.view.name,
@@ -238,7 +239,7 @@ fn token_command(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { name } => {
-            tokens::revoke(&mut conn, &name, &actor)?;
+            tokens::revoke(&mut conn, forklift::service::now(), &name, &actor)?;
             println!("revoked token {name:?}");
         }
     }

@@ -111,9 +111,12 @@ impl From<ServiceError> for ApiError {
                      Reads keep working; an operator must free space",
                 );
             }
-            E::Db(_) | E::Store(_) | E::Io(_) | E::Signing(_) | E::Publication(_) => {
-                return ApiError::internal(&e)
-            }
+            E::Db(_)
+            | E::Store(_)
+            | E::Io(_)
+            | E::Signing(_)
+            | E::Publication(_)
+            | E::Internal(_) => return ApiError::internal(&e),
         };
         ApiError::new(status, code, msg)
     }
@@ -181,4 +184,123 @@ pub fn path_error(
         other => other.to_string(),
     };
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", message).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::ServiceError as E;
+
+    fn mapped(e: E) -> (u16, &'static str) {
+        let a = ApiError::from(e);
+        (a.status.as_u16(), a.code)
+    }
+
+    /// The stable codes clients program against (docs/api.md, Errors): a
+    /// change here is a change of the API.
+    #[test]
+    fn every_service_error_has_a_pinned_status_and_code() {
+        let s = || "x".to_string();
+        let full = || std::io::Error::from_raw_os_error(28);
+        let cases: Vec<(E, u16, &str)> = vec![
+            (E::PackageNotFound(s()), 404, "package_not_found"),
+            (E::ChannelNotFound(s()), 404, "channel_not_found"),
+            (E::RevisionNotFound(s(), 3), 404, "revision_not_found"),
+            (E::Ambiguous(s()), 409, "ambiguous_package"),
+            (
+                E::NevraConflict {
+                    name: s(),
+                    evr: s(),
+                    arch: s(),
+                    existing: s(),
+                },
+                409,
+                "package_exists",
+            ),
+            (
+                E::PoolConflict {
+                    path: s(),
+                    existing: s(),
+                },
+                409,
+                "pool_path_taken",
+            ),
+            (
+                E::Frozen {
+                    channel: s(),
+                    by: s(),
+                    reason: s(),
+                },
+                423,
+                "channel_frozen",
+            ),
+            (E::Held(s()), 409, "package_held"),
+            (E::NotFound(s()), 404, "not_found"),
+            (E::Discarded(s()), 410, "package_discarded"),
+            (E::Unauthenticated(s()), 401, "unauthenticated"),
+            (E::Forbidden(s()), 403, "forbidden"),
+            (E::TokenExists(s()), 409, "token_exists"),
+            (E::TokenNotFound(s()), 404, "token_not_found"),
+            (E::UnsupportedType(s()), 415, "unsupported_package_type"),
+            (E::InvalidPackage(s()), 422, "invalid_package"),
+            (E::DigestMismatch(s()), 422, "digest_mismatch"),
+            (E::TooLarge { limit: 1 }, 413, "upload_too_large"),
+            (E::InvalidFilename(s()), 400, "invalid_filename"),
+            (E::BadRequest(s()), 400, "bad_request"),
+            (E::NotAllowed(s()), 422, "promotion_not_allowed"),
+            (E::UploadAborted(s()), 400, "upload_aborted"),
+            (E::UploadIdle { secs: 1 }, 408, "upload_timeout"),
+            (E::Contention, 503, "busy"),
+            (E::Signing(s()), 500, "internal_error"),
+            (E::Publication(s()), 500, "internal_error"),
+            (E::Internal(s()), 500, "internal_error"),
+            (
+                E::Db(crate::db::DbError::Query(
+                    diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::Unknown,
+                        Box::new("database or disk is full".to_string()),
+                    ),
+                )),
+                507,
+                "insufficient_storage",
+            ),
+            (
+                E::Db(crate::db::DbError::Connect(s())),
+                500,
+                "internal_error",
+            ),
+            (E::Io(std::io::Error::other("x")), 500, "internal_error"),
+            (E::Io(full()), 507, "insufficient_storage"),
+            (
+                E::Store(crate::store::StoreError::Io(full())),
+                507,
+                "insufficient_storage",
+            ),
+            (
+                E::Store(crate::store::StoreError::NotFound(s())),
+                500,
+                "internal_error",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let what = format!("{e:?}");
+            assert_eq!(mapped(e), (status, code), "{what}");
+        }
+    }
+
+    #[test]
+    fn json_problems_name_the_field_not_the_parser() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            to: String,
+        }
+        let msg = |text: &str| json_problem(&serde_json::from_str::<Body>(text).expect_err(text));
+        assert!(msg("").starts_with("this request needs a JSON body"));
+        assert!(msg("{}").contains("missing field `to`"), "{}", msg("{}"));
+        assert!(msg("{\"to\": 5}").contains("invalid type"));
+        assert!(msg("{\"to\":").contains("ends too early"));
+        assert!(msg("{to}").contains("not valid JSON"));
+        assert!(!msg("{}").contains("Json deserialize"));
+    }
 }

@@ -183,12 +183,33 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-/// Runs blocking service code off the async workers.
+/// Runs blocking service code off the async workers, at most
+/// `Ctx::blocking_slots` at a time (later callers wait without a thread). A
+/// panic is logged inside the request's span (method and path) and answered
+/// as a 500, never an anonymous failure.
 pub async fn blocking<T, F>(ctx: &web::Data<Ctx>, f: F) -> Result<T, ApiError>
 where
     F: FnOnce(&Ctx) -> Result<T, crate::service::ServiceError> + Send + 'static,
     T: Send + 'static,
 {
     let ctx = ctx.get_ref().clone();
-    Ok(web::block(move || f(&ctx)).await??)
+    let permit = ctx
+        .blocking_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(ApiError::internal)?;
+    let span = tracing::Span::current();
+    let result = web::block(move || {
+        let _in_request = span.enter();
+        let _permit = permit;
+        crate::formats::contain_panic(|| f(&ctx)).unwrap_or_else(|panic| {
+            tracing::error!(%panic, "request panicked");
+            Err(crate::service::ServiceError::Internal(format!(
+                "a request panicked: {panic}"
+            )))
+        })
+    })
+    .await?;
+    Ok(result?)
 }

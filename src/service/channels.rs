@@ -627,7 +627,7 @@ pub fn resign_expiring(ctx: &Ctx) -> Result<usize, ServiceError> {
     let mut done = 0;
     for name in &ctx.config.channels {
         let (_, created) = super::publish::head_revision(&mut *ctx.conn()?, name)?;
-        if created.is_some_and(|c| super::now() - c < half) {
+        if created.is_some_and(|c| ctx.clock.now() - c < half) {
             continue;
         }
         republish(

@@ -64,6 +64,9 @@ pub enum ServiceError {
     Contention,
     #[error("signing failed: {0}")]
     Signing(String),
+    /// A bug of ours: a panic in a request's work, caught and logged.
+    #[error("internal failure: {0}")]
+    Internal(String),
     /// Our own fault while rendering a revision (a worker thread panicked, or
     /// stored metadata is missing).
     #[error("publication failed: {0}")]

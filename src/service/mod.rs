@@ -41,6 +41,9 @@ pub struct Ctx {
     pub clock: Arc<dyn Clock>,
     /// Each package's metadata compressed once, for incremental publication.
     pub pieces: Arc<pieces::PieceCache>,
+    /// Admission to blocking work: requests beyond it wait without holding a
+    /// thread, instead of parking pool threads on the database pool.
+    pub blocking_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// The source of "now" for promotion logic.

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use super::publish::{commit, Change, ChannelOp, PendingEvent};
 use super::upload::Received;
 use super::views::{EventView, PackageDetail, PackageView};
-use super::{now, Actor, Ctx, ServiceError};
+use super::{Actor, Ctx, ServiceError};
 use crate::db::models::*;
 use crate::db::schema::*;
 use crate::db::DbConnection;
@@ -48,7 +48,7 @@ pub fn ingest(
         return already_stored(ctx, existing, channel, actor);
     }
 
-    let uploaded_at = now();
+    let uploaded_at = ctx.clock.now();
     let row = parse_upload(&upload, uploaded_at, &actor.name)?;
 
     // A different file with the same identity: refused, never replaced.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::access::{self, Grants, Permission};
 use super::views::rfc3339;
-use super::{now, Actor, ServiceError};
+use super::{Actor, ServiceError};
 use crate::config::Config;
 use crate::db::models::{NewEvent, NewToken, TokenRow};
 use crate::db::schema::tokens;
@@ -84,6 +84,7 @@ fn valid_token_name(name: &str) -> bool {
 /// An audit event for an admin action (not sent to webhooks).
 pub(crate) fn admin_event(
     conn: &mut DbConnection,
+    now: i64,
     kind: &str,
     actor: &Actor,
     detail: serde_json::Value,
@@ -91,7 +92,7 @@ pub(crate) fn admin_event(
     super::events::append(
         conn,
         &[NewEvent {
-            at: now(),
+            at: now,
             kind: kind.into(),
             package_id: None,
             channel: None,
@@ -105,14 +106,17 @@ pub(crate) fn admin_event(
 }
 
 /// Creates a token and returns its secret, which is never shown again.
+/// `now` comes from the caller's clock: the server's injected one, or the
+/// system clock for the `forklift token` command.
 pub fn create(
     conn: &mut DbConnection,
     config: &Config,
+    now: i64,
     req: &CreateToken,
     actor: &Actor,
 ) -> Result<CreatedToken, ServiceError> {
     let secret = access::generate_token();
-    let row = insert(conn, config, req, &secret, actor)?;
+    let row = insert(conn, config, now, req, &secret, actor)?;
     Ok(CreatedToken {
         view: view(&row),
         token: secret,
@@ -122,6 +126,7 @@ pub fn create(
 fn insert(
     conn: &mut DbConnection,
     config: &Config,
+    now: i64,
     req: &CreateToken,
     secret: &str,
     actor: &Actor,
@@ -144,7 +149,7 @@ fn insert(
             "a token needs at least one permission or role".into(),
         ));
     }
-    let created_at = now();
+    let created_at = now;
     let expires_at = match &req.expires_in {
         Some(d) => {
             let d = humantime::parse_duration(d)
@@ -181,6 +186,7 @@ fn insert(
             .first(conn)?;
         admin_event(
             conn,
+            now,
             "token_created",
             actor,
             serde_json::json!({"token": req.name, "permissions": permissions, "expires_at": expires_at.map(rfc3339)}),
@@ -200,20 +206,26 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<TokenView>, ServiceError> {
     Ok(rows.iter().map(view).collect())
 }
 
-pub fn revoke(conn: &mut DbConnection, name: &str, actor: &Actor) -> Result<(), ServiceError> {
+pub fn revoke(
+    conn: &mut DbConnection,
+    now: i64,
+    name: &str,
+    actor: &Actor,
+) -> Result<(), ServiceError> {
     conn.transaction(|conn| {
         let n = diesel::update(
             tokens::table
                 .filter(tokens::name.eq(name))
                 .filter(tokens::revoked_at.is_null()),
         )
-        .set(tokens::revoked_at.eq(Some(now())))
+        .set(tokens::revoked_at.eq(Some(now)))
         .execute(conn)?;
         if n == 0 {
             return Err(ServiceError::TokenNotFound(name.to_string()));
         }
         admin_event(
             conn,
+            now,
             "token_revoked",
             actor,
             serde_json::json!({ "token": name }),
@@ -225,6 +237,7 @@ pub fn revoke(conn: &mut DbConnection, name: &str, actor: &Actor) -> Result<(), 
 /// tokens are all 401; the message says which without echoing the token.
 pub fn authenticate(
     conn: &mut DbConnection,
+    now: i64,
     token: &str,
     client: &str,
 ) -> Result<Actor, ServiceError> {
@@ -245,7 +258,7 @@ pub fn authenticate(
             row.name
         )));
     }
-    let t = now();
+    let t = now;
     if row.expires_at.is_some_and(|e| e <= t) {
         return Err(ServiceError::Unauthenticated(format!(
             "token {:?} has expired",
@@ -292,7 +305,11 @@ pub enum Bootstrap {
     Existing,
 }
 
-pub fn bootstrap(conn: &mut DbConnection, config: &Config) -> Result<Bootstrap, ServiceError> {
+pub fn bootstrap(
+    conn: &mut DbConnection,
+    config: &Config,
+    now: i64,
+) -> Result<Bootstrap, ServiceError> {
     let system = Actor::system();
     if let Some(secret) = &config.admin_token {
         let hash = access::hash_token(secret);
@@ -318,11 +335,11 @@ pub fn bootstrap(conn: &mut DbConnection, config: &Config) -> Result<Bootstrap, 
             Some(row) if row.token_hash == hash => {}
             Some(_) => {
                 // The configured secret wins: automation owns it.
-                revoke(conn, BOOTSTRAP_NAME, &system)?;
-                insert(conn, config, &bootstrap_request(), secret, &system)?;
+                revoke(conn, now, BOOTSTRAP_NAME, &system)?;
+                insert(conn, config, now, &bootstrap_request(), secret, &system)?;
             }
             None => {
-                insert(conn, config, &bootstrap_request(), secret, &system)?;
+                insert(conn, config, now, &bootstrap_request(), secret, &system)?;
             }
         }
         return Ok(Bootstrap::Supplied);
@@ -341,7 +358,7 @@ pub fn bootstrap(conn: &mut DbConnection, config: &Config) -> Result<Bootstrap, 
     let secret = access::generate_token();
     // File first: a token nobody can read would lock the operator out.
     write_secret_file(&path, &secret)?;
-    if let Err(e) = insert(conn, config, &bootstrap_request(), &secret, &system) {
+    if let Err(e) = insert(conn, config, now, &bootstrap_request(), &secret, &system) {
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
@@ -381,7 +398,7 @@ pub mod pooled {
     use crate::service::Ctx;
 
     pub fn authenticate(ctx: &Ctx, token: &str, client: &str) -> Result<Actor, ServiceError> {
-        super::authenticate(&mut *ctx.conn()?, token, client)
+        super::authenticate(&mut *ctx.conn()?, ctx.clock.now(), token, client)
     }
 
     pub fn create(
@@ -390,7 +407,7 @@ pub mod pooled {
         actor: &Actor,
     ) -> Result<CreatedToken, ServiceError> {
         actor.require_admin()?;
-        super::create(&mut *ctx.conn()?, &ctx.config, req, actor)
+        super::create(&mut *ctx.conn()?, &ctx.config, ctx.clock.now(), req, actor)
     }
 
     pub fn list(ctx: &Ctx, actor: &Actor) -> Result<Vec<TokenView>, ServiceError> {
@@ -400,6 +417,6 @@ pub mod pooled {
 
     pub fn revoke(ctx: &Ctx, name: &str, actor: &Actor) -> Result<(), ServiceError> {
         actor.require_admin()?;
-        super::revoke(&mut *ctx.conn()?, name, actor)
+        super::revoke(&mut *ctx.conn()?, ctx.clock.now(), name, actor)
     }
 }

@@ -383,7 +383,14 @@ pub fn create(ctx: &Ctx, req: &CreateWebhook, actor: &Actor) -> Result<WebhookVi
     let mut conn = ctx.conn()?;
     conn.transaction(|conn| {
         insert(ctx, conn, &req.name, &req.spec, &actor.name)?;
-        audit(conn, "webhook_created", actor, &req.name, &req.spec.url)
+        audit(
+            ctx,
+            conn,
+            "webhook_created",
+            actor,
+            &req.name,
+            &req.spec.url,
+        )
     })?;
     let row: WebhookRow = webhooks::table
         .filter(webhooks::name.eq(&req.name))
@@ -482,7 +489,14 @@ pub fn update(
             ))
             .execute(&mut conn)?;
     }
-    audit(&mut conn, "webhook_updated", actor, &row.name, &spec.url)?;
+    audit(
+        ctx,
+        &mut conn,
+        "webhook_updated",
+        actor,
+        &row.name,
+        &spec.url,
+    )?;
     let row = by_id(&mut conn, id)?;
     view(&mut conn, &row)
 }
@@ -495,12 +509,13 @@ pub fn delete(ctx: &Ctx, id: i64, actor: &Actor) -> Result<(), ServiceError> {
         diesel::delete(webhook_attempts::table.filter(webhook_attempts::webhook_id.eq(id)))
             .execute(conn)?;
         diesel::delete(webhooks::table.find(id)).execute(conn)?;
-        audit(conn, "webhook_deleted", actor, &row.name, &row.url)
+        audit(ctx, conn, "webhook_deleted", actor, &row.name, &row.url)
     })
 }
 
 /// Who changed a subscription, in the audit log (never its secret).
 fn audit(
+    ctx: &Ctx,
     conn: &mut DbConnection,
     kind: &str,
     actor: &Actor,
@@ -509,6 +524,7 @@ fn audit(
 ) -> Result<(), ServiceError> {
     super::tokens::admin_event(
         conn,
+        ctx.clock.now(),
         kind,
         actor,
         serde_json::json!({ "webhook": name, "url": url }),
@@ -804,6 +820,7 @@ pub fn redeliver(
     record_attempt(&mut conn, &hook, e.id, &o, true)?;
     super::tokens::admin_event(
         &mut conn,
+        ctx.clock.now(),
         "webhook_redelivered",
         actor,
         serde_json::json!({ "webhook": hook.name, "event": e.id, "status": o.status }),
