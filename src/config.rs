@@ -59,12 +59,12 @@ pub struct Config {
     /// The bootstrap admin token (FORKLIFT_ADMIN_TOKEN or admin_token_file).
     pub admin_token: Option<String>,
     /// Promotion policies by channel (`[policies.<channel>]`), applied at start.
-    pub policies: std::collections::BTreeMap<String, crate::service::policy::PolicySpec>,
+    pub policies: std::collections::BTreeMap<String, PolicySpec>,
     /// How often the scheduler looks for due automatic promotions; zero
     /// disables the background loop (tests drive it by hand).
     pub scheduler_tick: Duration,
     /// Webhook subscriptions by name (`[webhooks.<name>]`), applied at start.
-    pub webhooks: crate::service::webhooks::ConfigWebhooks,
+    pub webhooks: ConfigWebhooks,
     /// Allow webhook targets on loopback, private and link-local addresses.
     pub webhook_allow_internal: bool,
     pub webhook_timeout: Duration,
@@ -152,13 +152,6 @@ impl Config {
         out.push_str(&toml::to_string(&layer)?);
         Ok(out)
     }
-
-    pub fn anonymous_read(&self) -> crate::service::access::AnonymousRead {
-        crate::service::access::AnonymousRead {
-            all: self.anonymous_read,
-            private: self.private_channels.iter().cloned().collect(),
-        }
-    }
 }
 
 /// Settings as they may appear in the TOML file, the environment or flags;
@@ -212,11 +205,11 @@ pub struct Layer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub policies: Option<std::collections::BTreeMap<String, crate::service::policy::PolicySpec>>,
+    pub policies: Option<std::collections::BTreeMap<String, PolicySpec>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheduler_tick: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub webhooks: Option<crate::service::webhooks::ConfigWebhooks>,
+    pub webhooks: Option<ConfigWebhooks>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_allow_internal: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -367,6 +360,65 @@ impl Layer {
             source,
         })
     }
+}
+
+/// Settings types that the service layer reads: defined here, with the rest of
+/// the configuration, so that `config` depends on nothing above it.
+/// A channel's policy as written in TOML (`[policies.<channel>]`) or sent to
+/// `PUT /api/v1/channels/{name}/policy`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// The channel builds come from; only the previous channel is allowed
+    /// (levels are never skipped), so this is for readability.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Automatic promotion at a fixed interval, e.g. "1h" or "90s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<String>,
+    /// Automatic promotion on a 5-field cron expression, e.g. "15 10 * * *".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// IANA time zone of `cron` (default UTC), e.g. "Europe/Madrid".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Minimum time a build spends in the source channel, e.g. "30m".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<String>,
+    /// Whether manual promotion into the channel needs `promote:<channel>`
+    /// (default true); false lets any token promote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_permission: Option<bool>,
+    /// Keep at least this many builds of each package name (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain: Option<u32>,
+}
+
+/// A webhook subscription as written in `[webhooks.<name>]` (or sent to the API).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    pub url: String,
+    pub secret: String,
+    #[serde(default)]
+    pub channels: Vec<String>,
+    #[serde(default)]
+    pub packages: Vec<String>,
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// "json" (default) or "cloudevents" (CloudEvents 1.0 structured mode).
+    #[serde(default)]
+    pub format: Option<String>,
+    #[serde(default)]
+    pub active: Option<bool>,
+}
+
+/// Webhook subscriptions by name (`[webhooks.<name>]`).
+pub type ConfigWebhooks = std::collections::BTreeMap<String, WebhookSpec>;
+
+/// A token supplied by the operator (FORKLIFT_ADMIN_TOKEN) must not be guessable.
+pub fn acceptable_supplied_token(token: &str) -> bool {
+    token.len() >= 24 && token.bytes().all(|b| b.is_ascii_graphic())
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -531,21 +583,23 @@ impl Config {
         }
         let admin_token = secret_from(l.admin_token, l.admin_token_file)?;
         if let Some(t) = &admin_token {
-            if !crate::service::access::acceptable_supplied_token(t) {
+            if !acceptable_supplied_token(t) {
                 return Err(ConfigError::Invalid {
                     key: "admin_token".into(),
                     message: "at least 24 printable characters without spaces".into(),
                 });
             }
         }
+        // Checked against the channels when the server starts
+        // (`gates::apply_config_policies`), where the promotion rules live.
         let policies = l.policies.unwrap_or_default();
-        for (channel, spec) in &policies {
-            crate::service::policy::Policy::from_spec(channel, spec, &channels).map_err(|e| {
-                ConfigError::Invalid {
+        for channel in policies.keys() {
+            if !channels.contains(channel) {
+                return Err(ConfigError::Invalid {
                     key: format!("policies.{channel}"),
-                    message: e.message,
-                }
-            })?;
+                    message: format!("{channel:?} is not one of the channels"),
+                });
+            }
         }
         let duration = |key: &str, v: &Option<String>, default: Duration| match v {
             Some(v) => humantime::parse_duration(v).map_err(|e| ConfigError::Invalid {
@@ -716,20 +770,20 @@ mod tests {
         let c = Config::resolve(file, Layer::default(), Layer::default()).expect("ok");
         assert_eq!(c.policies.len(), 2);
         assert_eq!(c.policies["prod"].soak.as_deref(), Some("1h"));
-        let bad: Layer = toml::from_str("[policies.qa]\nevery = \"1h\"\n").expect("toml");
+        let bad: Layer = toml::from_str("[policies.nope]\nevery = \"1h\"\n").expect("toml");
         assert!(Config::resolve(bad, Layer::default(), Layer::default()).is_err());
     }
 
     #[test]
     fn access_settings() {
         let c = Config::resolve(Layer::default(), Layer::default(), Layer::default()).expect("ok");
-        assert!(c.anonymous_read().allows("prod"));
+        assert!(c.anonymous_read && c.private_channels.is_empty());
         let file: Layer = toml::from_str("private_channels = [\"prod\"]").expect("toml");
         let mut env = HashMap::new();
         env.insert("FORKLIFT_ANONYMOUS_READ".to_string(), "false".to_string());
         let c = Config::resolve(file, Layer::from_env(&env).expect("env"), Layer::default())
             .expect("ok");
-        assert!(!c.anonymous_read().allows("qa"));
+        assert!(!c.anonymous_read);
         assert_eq!(c.private_channels, vec!["prod"]);
     }
 }

@@ -24,6 +24,8 @@ fn forbidden(layer: &str) -> &'static [&'static str] {
         // Handlers reach data only through services.
         "http" => &["db", "store", "app"],
         "service" => &["http", "app"],
+        // Settings are read by services; they hold no service types.
+        "config" => &["service", "http", "app", "db", "store"],
         _ => &[],
     }
 }

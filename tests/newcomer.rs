@@ -230,3 +230,36 @@ fn config_prints_toml_that_reads_back() {
         "forklift config does not read back its own output"
     );
 }
+
+/// Policies are checked by the promotion rules when the server starts: an
+/// invalid one stops the start with a message naming it.
+#[test]
+fn an_invalid_policy_stops_the_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[policies.qa]\nevery = \"1h\"\n",
+    )
+    .expect("config");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .to_string();
+    let o = forklift(
+        &[
+            "serve",
+            "--config",
+            "bad.toml",
+            "--listen",
+            &port,
+            "--data-dir",
+            "d",
+        ],
+        dir.path(),
+    );
+    assert!(
+        !o.status.success(),
+        "an invalid policy did not stop the start"
+    );
+    assert!(stderr(&o).contains("qa"), "{}", stderr(&o));
+}

@@ -17,34 +17,12 @@ pub struct UploadQuery {
     pub channel: Option<String>,
 }
 
-/// Refuses oversized uploads before reading a byte, when the client says the size.
-fn check_declared_length(ctx: &Ctx, req: &HttpRequest) -> Result<(), ApiError> {
-    let declared = req
-        .headers()
+/// The `Content-Length` the client announced, if any.
+fn declared_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(n) if n > ctx.config.max_upload_bytes => Err(crate::service::ServiceError::TooLarge {
-            limit: ctx.config.max_upload_bytes,
-        }
-        .into()),
-        _ => Ok(()),
-    }
-}
-
-fn check_channel(ctx: &Ctx, channel: &Option<String>) -> Result<(), ApiError> {
-    if let Some(c) = channel {
-        let idx = ctx.channel_index(c)?;
-        if idx != 0 {
-            return Err(crate::service::ServiceError::NotAllowed(format!(
-                "uploads go into {:?}, the first channel; {c:?} is reached by promotion",
-                ctx.config.channels[0]
-            ))
-            .into());
-        }
-    }
-    Ok(())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 fn ingested(i: Ingested) -> HttpResponse {
@@ -65,14 +43,19 @@ pub async fn upload_raw(
     query: web::Query<UploadQuery>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    // Before a byte of the body is read.
-    who.require_upload()?;
     let name = name.into_inner();
-    upload::check_client_name(&name)?;
-    check_channel(&ctx, &query.channel)?;
-    check_declared_length(&ctx, &req)?;
-    let received = upload::receive(&ctx, name, body).await?;
     let channel = query.into_inner().channel;
+    // Refused before a byte of the body is read.
+    upload::admit(
+        &ctx,
+        &upload::Announced {
+            actor: &who,
+            client_name: &name,
+            channel: channel.as_deref(),
+            declared_len: declared_length(&req),
+        },
+    )?;
+    let received = upload::receive(&ctx, &who, name, body).await?;
     let result = blocking(&ctx, move |c| packages::ingest(c, received, channel, &who)).await?;
     Ok(ingested(result))
 }
@@ -86,9 +69,16 @@ pub async fn upload_multipart(
     query: web::Query<UploadQuery>,
     mut form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
-    who.require_upload()?;
-    check_channel(&ctx, &query.channel)?;
-    check_declared_length(&ctx, &req)?;
+    let channel = query.into_inner().channel;
+    upload::admit(
+        &ctx,
+        &upload::Announced {
+            actor: &who,
+            client_name: "form",
+            channel: channel.as_deref(),
+            declared_len: declared_length(&req),
+        },
+    )?;
     while let Some(field) = form.next().await {
         let field = field.map_err(|e| {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_multipart", e.to_string())
@@ -100,8 +90,7 @@ pub async fn upload_multipart(
         else {
             continue;
         };
-        let received = upload::receive(&ctx, filename, field).await?;
-        let channel = query.into_inner().channel;
+        let received = upload::receive(&ctx, &who, filename, field).await?;
         let who = who.clone();
         let result = blocking(&ctx, move |c| packages::ingest(c, received, channel, &who)).await?;
         return Ok(ingested(result));
@@ -172,8 +161,7 @@ pub async fn demote(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let b = body.into_inner();
-    // Later channels the demotion also touches are checked by the service.
-    who.require_promote(&b.from)?;
+    // Who may demote from `from` and every later channel: the service decides.
     let r = blocking(&ctx, move |c| {
         channels::demote(c, &id, &b.from, &b.reason, &who)
     })
@@ -225,7 +213,6 @@ pub async fn discard(
     id: web::Path<String>,
     q: web::Query<DiscardQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    who.require_admin()?;
     let id = id.into_inner();
     let reason = q.into_inner().reason;
     let v = blocking(&ctx, move |c| gates::discard(c, &id, &reason, &who)).await?;

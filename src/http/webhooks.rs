@@ -9,7 +9,6 @@ use crate::service::webhooks::{self, CreateWebhook, UpdateWebhook};
 use crate::service::Ctx;
 
 pub async fn list(ctx: web::Data<Ctx>, Caller(who): Caller) -> Result<HttpResponse, ApiError> {
-    who.require_admin()?;
     let v = blocking(&ctx, move |c| webhooks::list(c, &who)).await?;
     Ok(HttpResponse::Ok().json_line(v))
 }
@@ -19,7 +18,6 @@ pub async fn create(
     Caller(who): Caller,
     body: web::Json<CreateWebhook>,
 ) -> Result<HttpResponse, ApiError> {
-    who.require_admin()?;
     let req = body.into_inner();
     let v = blocking(&ctx, move |c| webhooks::create(c, &req, &who)).await?;
     Ok(HttpResponse::Created().json_line(v))
@@ -30,7 +28,6 @@ pub async fn detail(
     Caller(who): Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    who.require_admin()?;
     let id = id.into_inner();
     let v = blocking(&ctx, move |c| webhooks::get(c, id, &who)).await?;
     Ok(HttpResponse::Ok().json_line(v))
@@ -42,7 +39,6 @@ pub async fn update(
     id: web::Path<i64>,
     body: web::Json<UpdateWebhook>,
 ) -> Result<HttpResponse, ApiError> {
-    who.require_admin()?;
     let id = id.into_inner();
     let u = body.into_inner();
     let v = blocking(&ctx, move |c| webhooks::update(c, id, &u, &who)).await?;
@@ -54,7 +50,6 @@ pub async fn delete(
     Caller(who): Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    who.require_admin()?;
     let id = id.into_inner();
     blocking(&ctx, move |c| webhooks::delete(c, id, &who)).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -71,7 +66,6 @@ pub async fn attempts(
     id: web::Path<i64>,
     q: web::Query<AttemptsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    who.require_admin()?;
     let id = id.into_inner();
     let limit = q.into_inner().limit;
     let v = blocking(&ctx, move |c| webhooks::attempts(c, id, limit, &who)).await?;
@@ -90,7 +84,6 @@ pub async fn redeliver(
     id: web::Path<i64>,
     body: web::Json<RedeliverBody>,
 ) -> Result<HttpResponse, ApiError> {
-    who.require_admin()?;
     let id = id.into_inner();
     let event = body.into_inner().event_id;
     let v = blocking(&ctx, move |c| webhooks::redeliver(c, id, event, &who)).await?;

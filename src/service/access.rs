@@ -152,6 +152,14 @@ pub struct AnonymousRead {
 }
 
 impl AnonymousRead {
+    /// What the configuration lets anonymous callers read.
+    pub fn of(config: &crate::config::Config) -> AnonymousRead {
+        AnonymousRead {
+            all: config.anonymous_read,
+            private: config.private_channels.iter().cloned().collect(),
+        }
+    }
+
     pub fn allows(&self, channel: &str) -> bool {
         self.all && !self.private.contains(channel)
     }
@@ -218,10 +226,7 @@ pub fn parse_authorization(header: Option<&str>) -> Presented {
     Presented::Malformed
 }
 
-/// A token supplied by the operator (FORKLIFT_ADMIN_TOKEN) must not be guessable.
-pub fn acceptable_supplied_token(token: &str) -> bool {
-    token.len() >= 24 && token.bytes().all(|b| b.is_ascii_graphic())
-}
+pub use crate::config::acceptable_supplied_token;
 
 #[cfg(test)]
 mod tests {

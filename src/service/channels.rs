@@ -393,6 +393,8 @@ pub fn demote(
     actor: &Actor,
 ) -> Result<ChangeResult, ServiceError> {
     let idx = ctx.channel_index(from)?;
+    // Before anything is looked up: who may not demote learns nothing.
+    actor.require_promote(from)?;
     if reason.trim().is_empty() {
         return Err(ServiceError::BadRequest(
             "a demotion needs a reason (\"reason\": \"...\")".into(),

@@ -104,7 +104,7 @@ impl Ctx {
     /// Whether `actor` may read `channel`: through its token, or because the
     /// channel is open to anonymous readers (which token holders are too).
     pub fn may_read(&self, actor: &Actor, channel: &str) -> bool {
-        actor.grants.may_read(channel) || self.config.anonymous_read().allows(channel)
+        actor.grants.may_read(channel) || access::AnonymousRead::of(&self.config).allows(channel)
     }
 
     /// Fails with 401 for anonymous callers and 403 for tokens without the right.

@@ -38,6 +38,7 @@ pub fn ingest(
     channel: Option<String>,
     actor: &Actor,
 ) -> Result<Ingested, ServiceError> {
+    actor.require_upload()?;
     if let Some(c) = &channel {
         check_entry_channel(ctx, c)?;
     }
@@ -361,7 +362,7 @@ fn remove_orphan_blob(ctx: &Ctx, sha: &str) {
 }
 
 /// Only the first channel of the promotion path receives uploads.
-fn check_entry_channel(ctx: &Ctx, channel: &str) -> Result<(), ServiceError> {
+pub fn check_entry_channel(ctx: &Ctx, channel: &str) -> Result<(), ServiceError> {
     let idx = ctx.channel_index(channel)?;
     if idx != 0 {
         return Err(ServiceError::NotAllowed(format!(

@@ -4,37 +4,9 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// A channel's policy as written in TOML (`[policies.<channel>]`) or sent to
-/// `PUT /api/v1/channels/{name}/policy`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicySpec {
-    /// The channel builds come from; only the previous channel is allowed
-    /// (levels are never skipped), so this is for readability.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// Automatic promotion at a fixed interval, e.g. "1h" or "90s".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub every: Option<String>,
-    /// Automatic promotion on a 5-field cron expression, e.g. "15 10 * * *".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cron: Option<String>,
-    /// IANA time zone of `cron` (default UTC), e.g. "Europe/Madrid".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timezone: Option<String>,
-    /// Minimum time a build spends in the source channel, e.g. "30m".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub soak: Option<String>,
-    /// Whether manual promotion into the channel needs `promote:<channel>`
-    /// (default true); false lets any token promote.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub require_permission: Option<bool>,
-    /// Keep at least this many builds of each package name (default 3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retain: Option<u32>,
-}
+pub use crate::config::PolicySpec;
 
 pub const DEFAULT_RETAIN: u32 = 3;
 
@@ -274,7 +246,8 @@ pub enum Blocker {
 }
 
 fn as_rfc3339<S: serde::Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&super::views::rfc3339(*t))
+    let at = chrono::DateTime::from_timestamp(*t, 0).unwrap_or_default();
+    s.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
 /// THE eligibility rule, used by the candidates list and by automatic

@@ -293,7 +293,7 @@ pub fn repo_file(ctx: &Ctx, channel: &str, actor: &Actor) -> Result<String, Serv
          gpgkey={base}/keys/forklift.asc\n\
          metadata_expire=5m\n\
          skip_if_unavailable=False\n{}",
-        if ctx.config.anonymous_read().allows(channel) {
+        if super::access::AnonymousRead::of(&ctx.config).allows(channel) {
             String::new()
         } else {
             // Never the caller's own token: secrets are not echoed into files.
@@ -311,7 +311,7 @@ pub fn repo_file(ctx: &Ctx, channel: &str, actor: &Actor) -> Result<String, Serv
 pub fn sources_file(ctx: &Ctx, channel: &str, actor: &Actor) -> Result<String, ServiceError> {
     ctx.require_read(actor, channel)?;
     let base = &ctx.config.base_url;
-    let auth = if ctx.config.anonymous_read().allows(channel) {
+    let auth = if super::access::AnonymousRead::of(&ctx.config).allows(channel) {
         String::new()
     } else {
         format!(

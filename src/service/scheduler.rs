@@ -57,6 +57,12 @@ pub struct RunReport {
 /// Runs every due schedule once, in promotion order. A build promoted in this
 /// pass starts soaking in its new channel now, so with any soak on the next
 /// level it moves one level per pass (with `soak = "0s"` it may move two).
+/// `POST /api/v1/scheduler/run`: an admin runs every due schedule now.
+pub fn run_now(ctx: &Ctx, actor: &super::Actor) -> Result<Vec<RunReport>, ServiceError> {
+    actor.require_admin()?;
+    run_due(ctx)
+}
+
 pub fn run_due(ctx: &Ctx) -> Result<Vec<RunReport>, ServiceError> {
     let mut reports = Vec::new();
     for channel in &ctx.config.channels {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
-use super::{Ctx, ServiceError};
+use super::{Actor, Ctx, ServiceError};
 
 /// A fully received upload, not yet validated or visible anywhere.
 pub struct Received {
@@ -37,10 +37,39 @@ pub fn check_client_name(name: &str) -> Result<(), ServiceError> {
     }
 }
 
+/// What an upload says about itself before its body is read.
+pub struct Announced<'a> {
+    pub actor: &'a Actor,
+    /// The name the client sent.
+    pub client_name: &'a str,
+    /// `?channel=`: only the first channel of the path receives uploads.
+    pub channel: Option<&'a str>,
+    /// The `Content-Length`, when the client sent one.
+    pub declared_len: Option<u64>,
+}
+
+/// Everything that can be refused before a byte of the body is read: the
+/// caller's right to upload, the file name, the channel and the declared size.
+pub fn admit(ctx: &Ctx, a: &Announced<'_>) -> Result<(), ServiceError> {
+    a.actor.require_upload()?;
+    check_client_name(a.client_name)?;
+    if let Some(c) = a.channel {
+        super::packages::check_entry_channel(ctx, c)?;
+    }
+    match a.declared_len {
+        Some(n) if n > ctx.config.max_upload_bytes => Err(ServiceError::TooLarge {
+            limit: ctx.config.max_upload_bytes,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Streams `body` into a temp file, hashing as it goes; refuses more than `limit`
-/// bytes. On any error the temp file is removed (dropped).
+/// bytes. On any error the temp file is removed (dropped). The upload must
+/// have been [`admit`]ted; this checks the caller again all the same.
 pub async fn receive<S, E>(
     ctx: &Ctx,
+    actor: &Actor,
     client_name: String,
     mut body: S,
 ) -> Result<Received, ServiceError>
@@ -48,6 +77,7 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
+    actor.require_upload()?;
     check_client_name(&client_name)?;
     let limit = ctx.config.max_upload_bytes;
     let store = ctx.store.clone();

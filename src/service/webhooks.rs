@@ -4,7 +4,6 @@
 //! given up on), so nothing is lost and a restart re-sends at most the one
 //! event in flight — receivers deduplicate by `X-Forklift-Delivery`.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -147,23 +146,7 @@ impl Filters {
 
 // ---- subscriptions ------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookSpec {
-    pub url: String,
-    pub secret: String,
-    #[serde(default)]
-    pub channels: Vec<String>,
-    #[serde(default)]
-    pub packages: Vec<String>,
-    #[serde(default)]
-    pub events: Vec<String>,
-    /// "json" (default) or "cloudevents" (CloudEvents 1.0 structured mode).
-    #[serde(default)]
-    pub format: Option<String>,
-    #[serde(default)]
-    pub active: Option<bool>,
-}
+pub use crate::config::{ConfigWebhooks, WebhookSpec};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1040,9 +1023,6 @@ fn advance_keep_failures(
     hook.attempts = 0;
     Ok(())
 }
-
-/// For the config file: `[webhooks.<name>]` tables.
-pub type ConfigWebhooks = BTreeMap<String, WebhookSpec>;
 
 #[cfg(test)]
 mod tests {
