@@ -95,8 +95,13 @@ impl ManageConnection for Manager {
             .map_err(r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    /// A connection given back while a panic unwinds, or with a transaction
+    /// left open or broken, is dropped, never handed to the next request
+    /// (panics in request work are caught, so this can happen).
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        use diesel::connection::TransactionManager;
+        std::thread::panicking()
+            || <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
     }
 }
 
@@ -149,6 +154,27 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
         e,
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
+}
+
+/// A transaction that writes. On SQLite its first statement takes the write
+/// lock (waiting up to busy_timeout), before anything is read: a deferred
+/// transaction that reads first and then writes fails at once with "database is
+/// locked" when another writer committed in between, because its snapshot went
+/// stale, and the busy timeout does not apply to that. On PostgreSQL it is a
+/// plain transaction. Nested calls become savepoints.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    conn.transaction(|conn| {
+        if let DbConnection::Sqlite(c) = conn {
+            use diesel::RunQueryDsl;
+            // A write that changes nothing still takes SQLite's write lock.
+            diesel::sql_query("UPDATE channels SET head = head WHERE 0").execute(c)?;
+        }
+        f(conn)
+    })
 }
 
 /// Events are the webhook outbox, read in id order. On PostgreSQL an id is

@@ -159,17 +159,7 @@ fn package_views(
                 .load(conn)?,
         );
     }
-    list.sort_by(|a, b| {
-        (&a.name, &a.arch, &a.kind)
-            .cmp(&(&b.name, &b.arch, &b.kind))
-            .then_with(|| {
-                crate::formats::compare_versions(
-                    &a.kind,
-                    (a.epoch, &a.version, &a.release),
-                    (b.epoch, &b.version, &b.release),
-                )
-            })
-    });
+    list.sort_by(super::packages::by_version);
     let mut out = views(conn, ctx, list)?;
     for v in &mut out {
         v.channels.retain(|c| ctx.may_read(actor, c));
@@ -447,15 +437,7 @@ pub fn demote(
             )
             .select(PackageSummary::as_select())
             .load(&mut conn)?;
-        let best = others.into_iter().max_by(|a, b| {
-            a.kind.cmp(&b.kind).then_with(|| {
-                crate::formats::compare_versions(
-                    &a.kind,
-                    (a.epoch, &a.version, &a.release),
-                    (b.epoch, &b.version, &b.release),
-                )
-            })
-        });
+        let best = others.into_iter().max_by(super::packages::by_version);
         fallback_ids.insert(c.clone(), best.as_ref().map(|b| b.id.clone()));
         fell_back_to.insert(c.clone(), best);
     }
@@ -742,15 +724,10 @@ pub fn latest(
         q = q.filter(packages::arch.eq(a.to_string()));
     }
     let found: Vec<(PackageSummary, Option<String>)> = q.load(&mut conn)?;
-    let Some((best, pool)) = found.into_iter().max_by(|a, b| {
-        a.0.kind.cmp(&b.0.kind).then_with(|| {
-            crate::formats::compare_versions(
-                &a.0.kind,
-                (a.0.epoch, &a.0.version, &a.0.release),
-                (b.0.epoch, &b.0.version, &b.0.release),
-            )
-        })
-    }) else {
+    let Some((best, pool)) = found
+        .into_iter()
+        .max_by(|a, b| super::packages::by_version(&a.0, &b.0))
+    else {
         return Err(ServiceError::NotFound(format!(
             "channel {channel:?} holds no build of {name:?}"
         )));

@@ -21,7 +21,7 @@ pub fn append(conn: &mut DbConnection, rows: &[NewEvent]) -> Result<(), ServiceE
     if rows.is_empty() {
         return Ok(());
     }
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         crate::db::lock_event_log(conn)?;
         for row in rows {
             diesel::insert_into(events::table)

@@ -93,7 +93,7 @@ fn store_policy(
         .map_err(|e| ServiceError::BadRequest(e.to_string()))?;
     let text = serde_json::to_string(spec).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
     let now = ctx.clock.now();
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         diesel::delete(policies::table.find(channel)).execute(conn)?;
         diesel::insert_into(policies::table)
             .values((
@@ -119,7 +119,7 @@ pub fn set_policy(
     ctx.channel_index(channel)?;
     let mut conn = ctx.conn()?;
     store_policy(ctx, &mut conn, channel, spec, &actor.name)?;
-    conn.transaction(|conn| {
+    crate::db::write_transaction(&mut conn, |conn| {
         channel_event(
             ctx,
             conn,
@@ -263,7 +263,7 @@ pub fn set_frozen(
     actor.require_promote(channel)?;
     let mut conn = ctx.conn()?;
     // The change and its event in one transaction: the event log is the outbox.
-    conn.transaction(|conn| -> Result<(), ServiceError> {
+    crate::db::write_transaction(&mut conn, |conn| -> Result<(), ServiceError> {
         match reason {
             Some(reason) => {
                 let reason = need_reason(reason, "a freeze")?;
@@ -329,7 +329,7 @@ pub fn set_held(
     let mut conn = ctx.conn()?;
     let p = resolve(&mut conn, id)?;
     // The change and its event in one transaction: the event log is the outbox.
-    conn.transaction(|conn| -> Result<(), ServiceError> {
+    crate::db::write_transaction(&mut conn, |conn| -> Result<(), ServiceError> {
         match reason {
             Some(reason) => {
                 let reason = need_reason(reason, "a hold")?;
@@ -674,17 +674,7 @@ fn assess(
             summary: p,
         });
     }
-    out.sort_by(|a, b| {
-        (&a.summary.name, &a.summary.arch, &a.summary.kind)
-            .cmp(&(&b.summary.name, &b.summary.arch, &b.summary.kind))
-            .then_with(|| {
-                compare_versions(
-                    &a.summary.kind,
-                    (a.summary.epoch, &a.summary.version, &a.summary.release),
-                    (b.summary.epoch, &b.summary.version, &b.summary.release),
-                )
-            })
-    });
+    out.sort_by(|a, b| super::packages::by_version(&a.summary, &b.summary));
     Ok((out, freeze))
 }
 

@@ -17,6 +17,36 @@ use crate::formats::deb::{read_deb, DebError, AR_MAGIC};
 use crate::formats::rpm::{read_rpm, RPM_MAGIC};
 use crate::formats::yum::{render_fragments, FileFacts};
 
+/// A build's place in version order: name, arch and kind, then the version
+/// by that kind's rules (dpkg's for .debs, rpmvercmp for RPMs).
+pub trait Versioned {
+    /// (name, arch, kind, epoch, version, release)
+    fn order_key(&self) -> (&str, &str, &str, i32, &str, &str);
+}
+
+impl Versioned for PackageSummary {
+    fn order_key(&self) -> (&str, &str, &str, i32, &str, &str) {
+        (
+            &self.name,
+            &self.arch,
+            &self.kind,
+            self.epoch,
+            &self.version,
+            &self.release,
+        )
+    }
+}
+
+/// Orders builds by [`Versioned::order_key`]: sorting groups each name and
+/// arch together, oldest first; `max_by` picks the newest.
+pub fn by_version<T: Versioned>(a: &T, b: &T) -> std::cmp::Ordering {
+    let (an, aa, ak, ae, av, ar) = a.order_key();
+    let (bn, ba, bk, be, bv, br) = b.order_key();
+    (an, aa, ak)
+        .cmp(&(bn, ba, bk))
+        .then_with(|| crate::formats::compare_versions(ak, (ae, av, ar), (be, bv, br)))
+}
+
 /// What an upload resulted in.
 pub struct Ingested {
     pub package: PackageView,

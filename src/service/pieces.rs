@@ -43,6 +43,19 @@ pub struct Pieces {
     pub apt_text: String,
 }
 
+impl super::packages::Versioned for Pieces {
+    fn order_key(&self) -> (&str, &str, &str, i32, &str, &str) {
+        (
+            &self.name,
+            &self.arch,
+            &self.kind,
+            self.epoch,
+            &self.version,
+            &self.release,
+        )
+    }
+}
+
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = packages)]
 struct Source {

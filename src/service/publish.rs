@@ -487,7 +487,7 @@ fn attempt(
         });
     }
 
-    let result = conn.transaction::<Committed, Attempt, _>(|conn| {
+    let result = crate::db::write_transaction::<Committed, Attempt, _>(conn, |conn| {
         for p in &change.new_packages {
             match diesel::insert_into(packages::table).values(p).execute(conn) {
                 Ok(_) => {}
@@ -707,16 +707,7 @@ fn render_channel(
     let ids: Vec<&String> = members.iter().collect();
     let mut rows = ctx.pieces.get_many(conn, &ids, new_packages)?;
     rows.sort_by(|a, b| {
-        (&a.name, &a.arch, &a.kind)
-            .cmp(&(&b.name, &b.arch, &b.kind))
-            .then_with(|| {
-                crate::formats::compare_versions(
-                    &a.kind,
-                    (a.epoch, &a.version, &a.release),
-                    (b.epoch, &b.version, &b.release),
-                )
-            })
-            .then_with(|| a.id.cmp(&b.id))
+        super::packages::by_version(a.as_ref(), b.as_ref()).then_with(|| a.id.cmp(&b.id))
     });
     // The chunks of every file, compressed where a package has a new
     // neighbour; what is left is concatenation, hashing and signing.

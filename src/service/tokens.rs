@@ -172,8 +172,11 @@ fn insert(
         created_by: actor.name.clone(),
         expires_at,
     };
-    let row = conn.transaction(|conn| {
-        match diesel::insert_into(tokens::table).values(&new).execute(conn) {
+    let row = crate::db::write_transaction(conn, |conn| {
+        match diesel::insert_into(tokens::table)
+            .values(&new)
+            .execute(conn)
+        {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => {
                 return Err(ServiceError::TokenExists(req.name.clone()))
@@ -212,7 +215,7 @@ pub fn revoke(
     name: &str,
     actor: &Actor,
 ) -> Result<(), ServiceError> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let n = diesel::update(
             tokens::table
                 .filter(tokens::name.eq(name))

@@ -364,7 +364,7 @@ pub fn create(ctx: &Ctx, req: &CreateWebhook, actor: &Actor) -> Result<WebhookVi
         )));
     }
     let mut conn = ctx.conn()?;
-    conn.transaction(|conn| {
+    crate::db::write_transaction(&mut conn, |conn| {
         insert(ctx, conn, &req.name, &req.spec, &actor.name)?;
         audit(
             ctx,
@@ -488,7 +488,7 @@ pub fn delete(ctx: &Ctx, id: i64, actor: &Actor) -> Result<(), ServiceError> {
     actor.require_admin()?;
     let mut conn = ctx.conn()?;
     let row = by_id(&mut conn, id)?;
-    conn.transaction(|conn| {
+    crate::db::write_transaction(&mut conn, |conn| {
         diesel::delete(webhook_attempts::table.filter(webhook_attempts::webhook_id.eq(id)))
             .execute(conn)?;
         diesel::delete(webhooks::table.find(id)).execute(conn)?;
@@ -927,7 +927,7 @@ fn deliver_claimed(
                 "{failures} consecutive failed deliveries; last: {}",
                 o.error.clone().unwrap_or_default()
             );
-            conn.transaction(|conn| {
+            crate::db::write_transaction(conn, |conn| {
                 diesel::update(webhooks::table.find(hook.id))
                     .set((
                         webhooks::active.eq(false),
