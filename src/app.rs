@@ -62,6 +62,7 @@ pub fn init_with_clock(
         clock,
         pieces: Arc::new(crate::service::pieces::PieceCache::default()),
         blocking_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+        file_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
     };
     channels::sync_channels(&ctx)?;
     let resigned = channels::resign_for_keys(&ctx)?;

@@ -405,7 +405,7 @@ fn info_from_metadata(
         )));
     }
 
-    let files = read_files(meta, strings);
+    let files = read_files(meta, strings)?;
     let primary_files: HashSet<&str> = files
         .iter()
         .filter(|f| is_primary_file(&f.path))
@@ -510,7 +510,18 @@ pub fn is_primary_file(path: &str) -> bool {
     path.starts_with("/etc/") || path.contains("bin/") || path == "/usr/lib/sendmail"
 }
 
-fn read_files(meta: &PackageMetadata, strings: &HashMap<u32, Vec<String>>) -> Vec<FileItem> {
+/// The longest file path accepted (Linux's PATH_MAX).
+const MAX_PATH: usize = 4096;
+/// All file paths of one package together. Each path is a directory name plus
+/// a base name, and many base names may share one directory: the total is
+/// checked before any path is built, or one long directory name shared by a
+/// million empty base names would ask for terabytes.
+const MAX_PATHS_TOTAL: usize = 256 * 1024 * 1024;
+
+fn read_files(
+    meta: &PackageMetadata,
+    strings: &HashMap<u32, Vec<String>>,
+) -> Result<Vec<FileItem>, RpmError> {
     let h = &meta.header;
     let modes = h
         .get_entry_data_as_u16_array(IndexTag::RPMTAG_FILEMODES)
@@ -525,23 +536,39 @@ fn read_files(meta: &PackageMetadata, strings: &HashMap<u32, Vec<String>>) -> Ve
         get(IndexTag::RPMTAG_DIRNAMES),
         h.get_entry_data_as_u32_array(IndexTag::RPMTAG_DIRINDEXES),
     ) {
-        (Some(bases), Some(dirs), Ok(idx)) => bases
-            .iter()
-            .enumerate()
-            .map(|(i, base)| {
+        (Some(bases), Some(dirs), Ok(idx)) => {
+            let mut total = 0usize;
+            for (i, base) in bases.iter().enumerate() {
                 let dir = idx
                     .get(i)
                     .and_then(|&d| dirs.get(d as usize))
-                    .map(String::as_str)
-                    .unwrap_or("");
-                format!("{dir}{base}")
-            })
-            .collect(),
+                    .map_or(0, String::len);
+                let len = dir + base.len();
+                total += len;
+                if len > MAX_PATH || total > MAX_PATHS_TOTAL {
+                    return Err(RpmError::Malformed(
+                        "the file list is larger than any real package's".into(),
+                    ));
+                }
+            }
+            bases
+                .iter()
+                .enumerate()
+                .map(|(i, base)| {
+                    let dir = idx
+                        .get(i)
+                        .and_then(|&d| dirs.get(d as usize))
+                        .map(String::as_str)
+                        .unwrap_or("");
+                    format!("{dir}{base}")
+                })
+                .collect()
+        }
         _ => get(IndexTag::RPMTAG_OLDFILENAMES)
             .cloned()
             .unwrap_or_default(),
     };
-    paths
+    Ok(paths
         .into_iter()
         .enumerate()
         .map(|(i, path)| {
@@ -556,7 +583,7 @@ fn read_files(meta: &PackageMetadata, strings: &HashMap<u32, Vec<String>>) -> Ve
             };
             FileItem { path, kind }
         })
-        .collect()
+        .collect())
 }
 
 fn flag_str(flags: u32) -> Option<&'static str> {

@@ -18,7 +18,14 @@ pub const MAX_HEADER_ENTRIES: u32 = 0xffff;
 /// A header's data store. rpm allows 256 MiB; real headers stay far below
 /// 16 MiB even for packages with 100,000 files, and this bounds what one
 /// upload can make the parser hold.
-pub const MAX_HEADER_DATA: u32 = 64 * 1024 * 1024;
+pub const MAX_HEADER_DATA: u32 = 32 * 1024 * 1024;
+/// Strings in one header, all arrays together: each becomes an allocation in
+/// the parsers, so a store of 32 MiB of NULs must not become 32 million of
+/// them. A package with 100,000 files has well under a million.
+pub const MAX_HEADER_STRINGS: u64 = 2_000_000;
+/// Region tags (HEADER_IMAGE, HEADER_SIGNATURES, HEADER_IMMUTABLE): as the
+/// first entry, their data (the region trailer) sits at the end of the store.
+const REGION_TAGS: [u32; 3] = [61, 62, 63];
 const HEADER_MAGIC: [u8; 4] = [0x8e, 0xad, 0xe8, 0x01];
 const INTRO_SIZE: u64 = 16;
 const ENTRY_SIZE: u64 = 16;
@@ -94,26 +101,48 @@ fn check_header<R: Read + Seek>(
     read_exact_or(r, &mut index, which)?;
     let mut store = vec![0u8; data_len as usize];
     read_exact_or(r, &mut store, which)?;
-    for raw in index.chunks_exact(ENTRY_SIZE as usize) {
+    // As rpm's hdrblobVerifyInfo: past a leading region tag, each entry's
+    // data starts where the previous one's ended or later. Without this, every
+    // entry could point at the same megabytes, and the parsers would copy or
+    // scan them once per entry.
+    let (mut data_end, mut strings) = (0u64, 0u64);
+    for (i, raw) in index.chunks_exact(ENTRY_SIZE as usize).enumerate() {
         let entry = Entry {
             tag: be32(&raw[0..4]),
             kind: be32(&raw[4..8]),
             offset: be32(&raw[8..12]) as i32,
             count: be32(&raw[12..16]),
         };
-        check_entry(&entry, &store).map_err(|why| {
+        let bad = |why: String| {
             malformed(&format!(
                 "{which} header entry for tag {}: {why}",
                 entry.tag
             ))
-        })?;
+        };
+        let region = i == 0 && REGION_TAGS.contains(&entry.tag);
+        if !region && u64::try_from(entry.offset).unwrap_or(0) < data_end {
+            return Err(bad("its data overlaps the previous entry's".into()));
+        }
+        let entry_end = check_entry(&entry, &store).map_err(bad)?;
+        if matches!(entry.kind, 6 | 8 | 9) {
+            strings += u64::from(entry.count);
+            if strings > MAX_HEADER_STRINGS {
+                return Err(bad(format!(
+                    "more than {MAX_HEADER_STRINGS} strings in one header"
+                )));
+            }
+        }
+        if !region {
+            data_end = entry_end;
+        }
     }
     Ok(end)
 }
 
 /// Whether one index entry's data lies inside `store` (rpm's type, range and
-/// count checks). Pure, so it is tested on hand-made entries.
-pub fn check_entry(e: &Entry, store: &[u8]) -> Result<(), String> {
+/// count checks); returns where its data ends. Pure, so it is tested on
+/// hand-made entries.
+pub fn check_entry(e: &Entry, store: &[u8]) -> Result<u64, String> {
     let len = store.len() as u64;
     if e.offset < 0 {
         return Err(format!("negative offset {}", e.offset));
@@ -124,7 +153,7 @@ pub fn check_entry(e: &Entry, store: &[u8]) -> Result<(), String> {
         return Err(format!("offset {offset} outside the {len}-byte data store"));
     }
     let fixed = match e.kind {
-        0 => return Ok(()), // NULL: no data
+        0 => return Ok(offset), // NULL: no data
         1 | 2 | 7 => Some(1u64),
         3 => Some(2),
         4 => Some(4),
@@ -144,11 +173,19 @@ pub fn check_entry(e: &Entry, store: &[u8]) -> Result<(), String> {
                     e.count
                 ));
             }
+            Ok(offset + need)
         }
         None => {
             // STRING holds exactly one; arrays hold `count` NUL-terminated strings.
             if e.kind == 6 && e.count != 1 {
                 return Err(format!("a STRING entry with count {}", e.count));
+            }
+            if u64::from(e.count) > len - offset {
+                return Err(format!(
+                    "{} strings cannot fit in {} bytes",
+                    e.count,
+                    len - offset
+                ));
             }
             let mut rest = &store[offset as usize..];
             for _ in 0..e.count {
@@ -160,9 +197,9 @@ pub fn check_entry(e: &Entry, store: &[u8]) -> Result<(), String> {
                 };
                 rest = &rest[nul + 1..];
             }
+            Ok(len - rest.len() as u64)
         }
     }
-    Ok(())
 }
 
 fn read_exact_or<R: Read>(r: &mut R, buf: &mut [u8], which: &str) -> Result<(), RpmError> {
@@ -229,6 +266,33 @@ mod tests {
         assert!(check_entry(&entry(9, 0, u32::MAX), &store).is_err());
         assert!(check_entry(&entry(8, 0, 0), &store).is_err());
         assert!(check_entry(&entry(6, 8, 1), &store).is_err());
+    }
+
+    #[test]
+    fn entries_may_not_share_their_data() {
+        // Two STRING_ARRAY entries over the same 4 bytes, then the same at the end.
+        let mut store = vec![0u8; 8];
+        let mut header = Vec::new();
+        header.extend_from_slice(&HEADER_MAGIC);
+        header.extend_from_slice(&[0; 4]);
+        header.extend_from_slice(&2u32.to_be_bytes());
+        header.extend_from_slice(&8u32.to_be_bytes());
+        for tag in [1000u32, 1001] {
+            for v in [tag, 8, 0, 4] {
+                header.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+        header.append(&mut store);
+        let mut file = vec![0u8; LEAD_SIZE as usize];
+        file.extend_from_slice(&header);
+        let total = file.len() as u64;
+        let err = check_header(&mut std::io::Cursor::new(&file), LEAD_SIZE, total, "main")
+            .expect_err("overlap");
+        assert!(err.to_string().contains("overlaps"), "{err}");
+        // The same entries one after the other pass.
+        let offset_at = LEAD_SIZE as usize + 16 + 16 + 8;
+        file[offset_at..offset_at + 4].copy_from_slice(&4u32.to_be_bytes());
+        assert!(check_header(&mut std::io::Cursor::new(&file), LEAD_SIZE, total, "main").is_ok());
     }
 
     #[test]

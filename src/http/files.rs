@@ -181,7 +181,7 @@ where
     F: FnOnce(&Ctx) -> Result<Option<Served>, crate::service::ServiceError> + Send + 'static,
 {
     let cond = Conditions::of(req);
-    let found = super::blocking(ctx, move |c| {
+    let found = super::blocking_in(ctx, ctx.file_slots.clone(), move |c| {
         let Some(served) = lookup(c)? else {
             return Ok(None);
         };
@@ -231,7 +231,10 @@ where
     if let Some(bytes) = body {
         return Ok(builder.body(bytes));
     }
-    let reader = super::blocking(ctx, move |c| repo::open_range(c, &served, start, count)).await?;
+    let reader = super::blocking_in(ctx, ctx.file_slots.clone(), move |c| {
+        repo::open_range(c, &served, start, count)
+    })
+    .await?;
     Ok(builder.body(SizedStream::new(count, blob_stream(reader))))
 }
 

@@ -192,13 +192,22 @@ where
     F: FnOnce(&Ctx) -> Result<T, crate::service::ServiceError> + Send + 'static,
     T: Send + 'static,
 {
+    let slots = ctx.blocking_slots.clone();
+    blocking_in(ctx, slots, f).await
+}
+
+/// [`blocking`] admitted by `slots` (file serving has its own).
+pub async fn blocking_in<T, F>(
+    ctx: &web::Data<Ctx>,
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+    f: F,
+) -> Result<T, ApiError>
+where
+    F: FnOnce(&Ctx) -> Result<T, crate::service::ServiceError> + Send + 'static,
+    T: Send + 'static,
+{
     let ctx = ctx.get_ref().clone();
-    let permit = ctx
-        .blocking_slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(ApiError::internal)?;
+    let permit = slots.acquire_owned().await.map_err(ApiError::internal)?;
     let span = tracing::Span::current();
     let result = web::block(move || {
         let _in_request = span.enter();

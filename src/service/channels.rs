@@ -404,9 +404,10 @@ pub fn demote(
             p.filename
         )));
     }
-    // A demotion changes every later channel holding the build too, so the
-    // caller needs the right on each of them, not only on `from`.
-    for c in &affected {
+    // A demotion changes every later channel holding the build too, and
+    // records a rejection for every later channel (automatic promotion never
+    // brings the build back there), so the caller needs the right on each.
+    for c in &ctx.config.channels[idx..] {
         actor.require_promote(c)?;
     }
     // Rejected for `from` and every later channel: never promoted there automatically.

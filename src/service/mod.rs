@@ -44,6 +44,9 @@ pub struct Ctx {
     /// Admission to blocking work: requests beyond it wait without holding a
     /// thread, instead of parking pool threads on the database pool.
     pub blocking_slots: Arc<tokio::sync::Semaphore>,
+    /// The same for serving repository files, so that long uploads and
+    /// publications never make hosts' downloads wait.
+    pub file_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// The source of "now" for promotion logic.

@@ -382,6 +382,8 @@ fn attempt(
     actor: &Actor,
 ) -> Result<Committed, Attempt> {
     let mut planned = Vec::new();
+    // Every blob this attempt stored, for [`restore_swept`] after the commit.
+    let mut stored: Vec<(String, Bytes)> = Vec::new();
     for op in &change.ops {
         let ch: ChannelRow = channels::table
             .find(&op.channel)
@@ -471,6 +473,7 @@ fn attempt(
                 ctx.store
                     .put_bytes(&f.sha256, &f.bytes)
                     .map_err(|e| Attempt::Failed(e.into()))?;
+                stored.push((f.sha256.clone(), f.bytes.clone()));
             }
             files.push((f.path, f.sha256, f.bytes.len() as i64));
         }
@@ -669,7 +672,24 @@ fn attempt(
         super::events::append(conn, &events)?;
         Ok(committed)
     });
+    if result.is_ok() {
+        restore_swept(ctx, &stored);
+    }
     result
+}
+
+/// A blob that already existed was only touched by `put_bytes`; a sweep that
+/// had judged it stale just before could still unlink it. Now that the
+/// revision is committed (and references it), put back any that went.
+fn restore_swept(ctx: &Ctx, stored: &[(String, Bytes)]) {
+    for (sha, bytes) in stored {
+        if matches!(ctx.store.exists(sha), Ok(false)) {
+            tracing::warn!(blob = %sha, "a published blob was swept meanwhile; writing it again");
+            if let Err(e) = ctx.store.put_bytes(sha, bytes) {
+                tracing::error!(blob = %sha, error = %e, "could not restore a published blob");
+            }
+        }
+    }
 }
 
 /// One published file of a revision: its path, bytes (shared between the
