@@ -161,11 +161,9 @@ fn read_checked<R: Read + Seek>(mut file: R) -> Result<RpmInfo, RpmError> {
     }
     verify_payload(&meta, &mut file, offsets.header, offsets.payload)?;
     // The rpm crate replaces non-UTF-8 bytes; old packages use ISO-8859-1, which
-    // createrepo_c converts. Re-read the header's strings ourselves for that.
-    let mut raw = vec![0u8; (offsets.payload - offsets.header) as usize];
-    file.seek(SeekFrom::Start(offsets.header))?;
-    file.read_exact(&mut raw)?;
-    let strings = header_strings(&raw);
+    // createrepo_c converts. Read the header's strings ourselves for that, from
+    // the bytes the structural check already read.
+    let strings = header_strings(&layout.main_header);
     let mut info = info_from_metadata(&meta, &strings, offsets.header, offsets.payload)?;
     apply_text_fixes(&mut info, &strings);
     Ok(info)

@@ -30,11 +30,14 @@ const HEADER_MAGIC: [u8; 4] = [0x8e, 0xad, 0xe8, 0x01];
 const INTRO_SIZE: u64 = 16;
 const ENTRY_SIZE: u64 = 16;
 
-/// Where the parts of a structurally sound RPM start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the parts of a structurally sound RPM start, and the main header's
+/// bytes (intro, index and data store), read once here for the callers that
+/// need them raw.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     pub header_start: u64,
     pub payload_start: u64,
+    pub main_header: Vec<u8>,
 }
 
 /// One index entry as stored: tag, type, offset into the data store, count.
@@ -52,23 +55,25 @@ pub fn check_layout<R: Read + Seek>(r: &mut R, total_len: u64) -> Result<Layout,
     if total_len < LEAD_SIZE + INTRO_SIZE {
         return Err(malformed("the file ends inside the lead"));
     }
-    let sig_end = check_header(r, LEAD_SIZE, total_len, "signature")?;
+    let (sig_end, _) = check_header(r, LEAD_SIZE, total_len, "signature")?;
     // The signature header is padded to a multiple of 8 bytes.
     let header_start = sig_end.div_ceil(8) * 8;
-    let payload_start = check_header(r, header_start, total_len, "main")?;
+    let (payload_start, main_header) = check_header(r, header_start, total_len, "main")?;
     Ok(Layout {
         header_start,
         payload_start,
+        main_header,
     })
 }
 
-/// Checks one header starting at `start`; returns the offset just past it.
+/// Checks one header starting at `start`; returns the offset just past it and
+/// the header's bytes.
 fn check_header<R: Read + Seek>(
     r: &mut R,
     start: u64,
     total_len: u64,
     which: &str,
-) -> Result<u64, RpmError> {
+) -> Result<(u64, Vec<u8>), RpmError> {
     let mut intro = [0u8; INTRO_SIZE as usize];
     r.seek(SeekFrom::Start(start))?;
     read_exact_or(r, &mut intro, which)?;
@@ -97,21 +102,21 @@ fn check_header<R: Read + Seek>(
         )));
     }
     // Both reads are bounded by the limits above and by the file's length.
-    let mut index = vec![0u8; index_len as usize];
-    read_exact_or(r, &mut index, which)?;
-    let mut store = vec![0u8; data_len as usize];
-    read_exact_or(r, &mut store, which)?;
+    let mut raw = vec![0u8; (end - start) as usize];
+    raw[..INTRO_SIZE as usize].copy_from_slice(&intro);
+    read_exact_or(r, &mut raw[INTRO_SIZE as usize..], which)?;
+    let (index, store) = raw[INTRO_SIZE as usize..].split_at(index_len as usize);
     // As rpm's hdrblobVerifyInfo: past a leading region tag, each entry's
     // data starts where the previous one's ended or later. Without this, every
     // entry could point at the same megabytes, and the parsers would copy or
     // scan them once per entry.
     let (mut data_end, mut strings) = (0u64, 0u64);
-    for (i, raw) in index.chunks_exact(ENTRY_SIZE as usize).enumerate() {
+    for (i, bytes) in index.chunks_exact(ENTRY_SIZE as usize).enumerate() {
         let entry = Entry {
-            tag: be32(&raw[0..4]),
-            kind: be32(&raw[4..8]),
-            offset: be32(&raw[8..12]) as i32,
-            count: be32(&raw[12..16]),
+            tag: be32(&bytes[0..4]),
+            kind: be32(&bytes[4..8]),
+            offset: be32(&bytes[8..12]) as i32,
+            count: be32(&bytes[12..16]),
         };
         let bad = |why: String| {
             malformed(&format!(
@@ -123,7 +128,7 @@ fn check_header<R: Read + Seek>(
         if !region && u64::try_from(entry.offset).unwrap_or(0) < data_end {
             return Err(bad("its data overlaps the previous entry's".into()));
         }
-        let entry_end = check_entry(&entry, &store).map_err(bad)?;
+        let entry_end = check_entry(&entry, store).map_err(bad)?;
         if matches!(entry.kind, 6 | 8 | 9) {
             strings += u64::from(entry.count);
             if strings > MAX_HEADER_STRINGS {
@@ -136,7 +141,7 @@ fn check_header<R: Read + Seek>(
             data_end = entry_end;
         }
     }
-    Ok(end)
+    Ok((end, raw))
 }
 
 /// Whether one index entry's data lies inside `store` (rpm's type, range and
