@@ -55,7 +55,7 @@ pub async fn upload_raw(
             declared_len: declared_length(&req),
         },
     )?;
-    let received = upload::receive(&ctx, &who, name, body).await?;
+    let received = upload::receive(&ctx, name, body).await?;
     let result = blocking(&ctx, move |c| packages::ingest(c, received, channel, &who)).await?;
     Ok(ingested(result))
 }
@@ -90,7 +90,7 @@ pub async fn upload_multipart(
         else {
             continue;
         };
-        let received = upload::receive(&ctx, &who, filename, field).await?;
+        let received = upload::receive(&ctx, filename, field).await?;
         let who = who.clone();
         let result = blocking(&ctx, move |c| packages::ingest(c, received, channel, &who)).await?;
         return Ok(ingested(result));

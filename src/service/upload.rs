@@ -65,11 +65,12 @@ pub fn admit(ctx: &Ctx, a: &Announced<'_>) -> Result<(), ServiceError> {
 }
 
 /// Streams `body` into a temp file, hashing as it goes; refuses more than `limit`
-/// bytes. On any error the temp file is removed (dropped). The upload must
-/// have been [`admit`]ted; this checks the caller again all the same.
+/// bytes. On any error the temp file is removed (dropped). The caller
+/// [`admit`]ted the upload first (its right to upload is decided there, and
+/// again by `packages::ingest`); the name is checked here because a multipart
+/// field's name is known only now.
 pub async fn receive<S, E>(
     ctx: &Ctx,
-    actor: &Actor,
     client_name: String,
     mut body: S,
 ) -> Result<Received, ServiceError>
@@ -77,7 +78,6 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    actor.require_upload()?;
     check_client_name(&client_name)?;
     let limit = ctx.config.max_upload_bytes;
     let store = ctx.store.clone();
