@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{middleware, web, App, HttpServer};
 
@@ -119,9 +120,9 @@ pub fn server(ctx: Ctx, listener: TcpListener) -> Result<actix_web::dev::Server,
     Ok(server)
 }
 
-/// Periodic work inside the server's runtime: automatic promotions, and
-/// re-signing apt suites before their Valid-Until lapses. Failures are logged
-/// and retried on the next tick.
+/// Periodic work inside the server's runtime: webhook delivery, automatic
+/// promotions, the sweep, and re-signing apt suites before their Valid-Until
+/// lapses. Failures are logged and retried on the next tick.
 fn start_background(ctx: Ctx) {
     start_webhooks(ctx.clone());
     start_scheduler(ctx.clone());
@@ -129,28 +130,52 @@ fn start_background(ctx: Ctx) {
     start_resigning(ctx);
 }
 
-/// Leftovers (orphan blobs, stale temp files) and superseded metadata are
-/// removed while the server runs, not only at its next start.
-fn start_sweeper(ctx: Ctx) {
-    let every = ctx.config.sweep_interval;
-    if every.is_zero() {
+/// Runs `work` on a blocking thread every `tick` (none when `tick` is zero),
+/// after skipping the first, immediate tick when `skip_first`; hands each
+/// result to `report`; logs failures as `what` and tries again next tick.
+/// Missed ticks are delayed, never run in a burst.
+fn every<T, W, R>(
+    ctx: Ctx,
+    tick: Duration,
+    skip_first: bool,
+    what: &'static str,
+    work: W,
+    report: R,
+) where
+    T: Send + 'static,
+    W: Fn(&Ctx) -> Result<T, ServiceError> + Clone + Send + 'static,
+    R: Fn(T) + 'static,
+{
+    if tick.is_zero() {
         return;
     }
     actix_web::rt::spawn(async move {
-        let mut interval = tokio::time::interval(every);
+        let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The first tick is immediate, and startup has just swept.
-        interval.tick().await;
+        if skip_first {
+            interval.tick().await;
+        }
         loop {
             interval.tick().await;
-            let c = ctx.clone();
-            let pass = move || crate::service::gc::sweep(&c, crate::service::gc::TempFiles::Stale);
-            match web::block(pass).await {
-                Ok(Ok(s)) if s.is_empty() => {}
-                Ok(Ok(s)) => tracing::info!(swept = ?s, "sweep"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "sweep failed"),
-                Err(e) => tracing::warn!(error = %e, "sweep task failed"),
+            let (c, w) = (ctx.clone(), work.clone());
+            match web::block(move || w(&c)).await {
+                Ok(Ok(t)) => report(t),
+                Ok(Err(e)) => tracing::warn!(error = %e, "{what} failed"),
+                Err(e) => tracing::warn!(error = %e, "{what} task failed"),
             }
+        }
+    });
+}
+
+/// Leftovers (orphan blobs, stale temp files) and superseded metadata are
+/// removed while the server runs, not only at its next start. Startup has
+/// just swept, so the first tick is skipped.
+fn start_sweeper(ctx: Ctx) {
+    let tick = ctx.config.sweep_interval;
+    let sweep = |c: &Ctx| crate::service::gc::sweep(c, crate::service::gc::TempFiles::Stale);
+    every(ctx, tick, true, "sweep", sweep, |s| {
+        if !s.is_empty() {
+            tracing::info!(swept = ?s, "sweep");
         }
     });
 }
@@ -158,75 +183,50 @@ fn start_sweeper(ctx: Ctx) {
 /// The delivery worker: one pass per tick over every active subscription.
 fn start_webhooks(ctx: Ctx) {
     let tick = ctx.config.webhook_tick;
-    if tick.is_zero() {
-        return;
-    }
     let agent = crate::service::webhooks::http_agent(&ctx);
-    actix_web::rt::spawn(async move {
-        let mut interval = tokio::time::interval(tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            interval.tick().await;
-            let (c, a) = (ctx.clone(), agent.clone());
-            match web::block(move || crate::service::webhooks::deliver_due(&c, &a)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "webhook delivery pass failed"),
-                Err(e) => tracing::warn!(error = %e, "webhook task failed"),
-            }
-        }
-    });
+    let deliver = move |c: &Ctx| crate::service::webhooks::deliver_due(c, &agent);
+    every(ctx, tick, false, "webhook delivery pass", deliver, |_| {});
 }
 
 fn start_scheduler(ctx: Ctx) {
     let tick = ctx.config.scheduler_tick;
-    if tick.is_zero() {
-        return;
-    }
-    actix_web::rt::spawn(async move {
-        let mut interval = tokio::time::interval(tick);
-        loop {
-            interval.tick().await;
-            let c = ctx.clone();
-            match web::block(move || crate::service::scheduler::run_due(&c)).await {
-                Ok(Ok(runs)) => {
-                    for r in runs {
-                        match &r.error {
-                            Some(e) => {
-                                tracing::warn!(channel = %r.run.channel, error = %e, "automatic promotion failed")
-                            }
-                            None if !r.run.promoted.is_empty() => {
-                                tracing::info!(channel = %r.run.channel, promoted = ?r.run.promoted, "automatic promotion")
-                            }
-                            None => {}
-                        }
+    every(
+        ctx,
+        tick,
+        false,
+        "scheduler",
+        crate::service::scheduler::run_due,
+        |runs| {
+            for r in runs {
+                match &r.error {
+                    Some(e) => {
+                        tracing::warn!(channel = %r.run.channel, error = %e, "automatic promotion failed")
                     }
+                    None if !r.run.promoted.is_empty() => {
+                        tracing::info!(channel = %r.run.channel, promoted = ?r.run.promoted, "automatic promotion")
+                    }
+                    None => {}
                 }
-                Ok(Err(e)) => tracing::warn!(error = %e, "scheduler failed"),
-                Err(e) => tracing::warn!(error = %e, "scheduler task failed"),
             }
-        }
-    });
+        },
+    );
 }
 
 fn start_resigning(ctx: Ctx) {
     let Some(valid_for) = ctx.config.apt_valid_for else {
         return;
     };
-    let tick = (valid_for / 20).clamp(
-        std::time::Duration::from_secs(1),
-        std::time::Duration::from_secs(300),
-    );
-    actix_web::rt::spawn(async move {
-        let mut interval = tokio::time::interval(tick);
-        loop {
-            interval.tick().await;
-            let c = ctx.clone();
-            match web::block(move || channels::resign_expiring(&c)).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::info!(channels = n, "re-signed before Valid-Until"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "re-signing failed"),
-                Err(e) => tracing::warn!(error = %e, "re-signing task failed"),
+    let tick = (valid_for / 20).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    every(
+        ctx,
+        tick,
+        false,
+        "re-signing",
+        channels::resign_expiring,
+        |n| {
+            if n > 0 {
+                tracing::info!(channels = n, "re-signed before Valid-Until");
             }
-        }
-    });
+        },
+    );
 }
