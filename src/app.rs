@@ -7,8 +7,9 @@ use std::time::Duration;
 use actix_web::{middleware, web, App, HttpServer};
 
 use crate::config::Config;
-use crate::service::tokens::Bootstrap;
-use crate::service::{channels, ChannelLocks, Ctx, ServiceError};
+use crate::service::access::tokens::{self, Bootstrap};
+use crate::service::publish::{gc, resign, setup};
+use crate::service::{ChannelLocks, Ctx, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -61,19 +62,19 @@ pub fn init_with_clock(
         locks: Arc::new(ChannelLocks::default()),
         signer: Arc::new(signer),
         clock,
-        pieces: Arc::new(crate::service::pieces::PieceCache::default()),
+        pieces: Arc::new(crate::service::publish::pieces::PieceCache::default()),
         blocking_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
         file_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
     };
-    channels::sync_channels(&ctx)?;
-    let resigned = channels::resign_for_keys(&ctx)?;
+    setup::sync_channels(&ctx)?;
+    let resigned = resign::resign_for_keys(&ctx)?;
     if !resigned.is_empty() {
         tracing::info!(channels = ?resigned, "signing keys changed: re-signed");
     }
-    crate::service::gates::apply_config_policies(&ctx)?;
-    crate::service::scheduler::sync(&ctx)?;
+    crate::service::promotion::policies::apply_config_policies(&ctx)?;
+    crate::service::promotion::scheduler::sync(&ctx)?;
     crate::service::webhooks::apply_config(&ctx)?;
-    match crate::service::tokens::bootstrap(&mut *ctx.conn()?, &ctx.config, ctx.clock.now())? {
+    match tokens::bootstrap(&mut *ctx.conn()?, &ctx.config, ctx.clock.now())? {
         Bootstrap::Generated(path) => tracing::warn!(
             file = %path.display(),
             "no admin token existed: created token \"admin\"; its secret is in this file (mode 0600)"
@@ -81,7 +82,7 @@ pub fn init_with_clock(
         Bootstrap::Supplied => tracing::info!("admin token \"admin\" taken from the configuration"),
         Bootstrap::Existing => {}
     }
-    let swept = crate::service::gc::sweep(&ctx, crate::service::gc::TempFiles::All)?;
+    let swept = gc::sweep(&ctx, gc::TempFiles::All)?;
     if !swept.is_empty() {
         tracing::info!(?swept, "removed leftovers and superseded metadata");
     }
@@ -172,7 +173,7 @@ fn every<T, W, R>(
 /// just swept, so the first tick is skipped.
 fn start_sweeper(ctx: Ctx) {
     let tick = ctx.config.sweep_interval;
-    let sweep = |c: &Ctx| crate::service::gc::sweep(c, crate::service::gc::TempFiles::Stale);
+    let sweep = |c: &Ctx| gc::sweep(c, gc::TempFiles::Stale);
     every(ctx, tick, true, "sweep", sweep, |s| {
         if !s.is_empty() {
             tracing::info!(swept = ?s, "sweep");
@@ -195,7 +196,7 @@ fn start_scheduler(ctx: Ctx) {
         tick,
         false,
         "scheduler",
-        crate::service::scheduler::run_due,
+        crate::service::promotion::scheduler::run_due,
         |runs| {
             for r in runs {
                 match &r.error {
@@ -222,7 +223,7 @@ fn start_resigning(ctx: Ctx) {
         tick,
         false,
         "re-signing",
-        channels::resign_expiring,
+        resign::resign_expiring,
         |n| {
             if n > 0 {
                 tracing::info!(channels = n, "re-signed before Valid-Until");

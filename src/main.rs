@@ -180,7 +180,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn token_command(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
-    use forklift::service::{tokens, Actor};
+    use forklift::service::access::tokens;
+    use forklift::service::Actor;
     // A token written into a database no server reads is worse than an error:
     // the server would answer `unknown token`.
     if let Some(path) = config.database_url.strip_prefix("sqlite://") {

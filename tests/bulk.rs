@@ -11,7 +11,8 @@ use common::{Backend, TestServer};
 use diesel::prelude::*;
 use forklift::db::models::PackageRow;
 use forklift::db::schema::packages;
-use forklift::service::{channels, Actor};
+use forklift::service::promotion::transitions;
+use forklift::service::Actor;
 
 const N: usize = 33_000;
 
@@ -79,7 +80,7 @@ fn bulk_promotion_above_sqlite_parameter_limit() {
         .expect("insert rows");
     }
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let result = channels::promote_many(&server.ctx, &ids, "qa", false, &Actor::system())
+    let result = transitions::promote_many(&server.ctx, &ids, "qa", false, &Actor::system())
         .expect("bulk promotion of 33,000 builds");
     assert_eq!(result.added.len(), N);
     assert!(result.revision.is_some());

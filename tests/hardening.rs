@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use forklift::service::gc::{self, TempFiles};
+use forklift::service::publish::gc::{self, TempFiles};
 use forklift::service::ManualClock;
 
 const DEMO10: &str = "forklift-demo-1.0-1.x86_64.rpm";

@@ -19,8 +19,14 @@ fn layer(file: &Path, src: &Path) -> String {
 fn forbidden(layer: &str) -> &'static [&'static str] {
     match layer {
         // Pure code and storage know nothing above them.
-        "formats" | "store" | "signing" => &["service", "http", "app", "config", "db"],
-        "db" => &["service", "http", "app", "config", "formats", "store"],
+        "formats" | "store" | "signing" => &["service", "http", "app", "config", "db", "policy"],
+        // The promotion rules are pure: they read settings' specs, nothing else.
+        "policy" => &[
+            "service", "http", "app", "db", "store", "formats", "signing",
+        ],
+        "db" => &[
+            "service", "http", "app", "config", "formats", "store", "policy",
+        ],
         // Handlers reach data only through services.
         "http" => &["db", "store", "app"],
         "service" => &["http", "app"],
@@ -39,6 +45,46 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(p);
         }
     }
+}
+
+/// The domains of `src/service/`, bottom first: a domain may name only those
+/// of a lower rank (and the shared root: `Ctx`, `Actor`, errors, events).
+const SERVICE_DOMAINS: &[(&str, u8)] = &[
+    ("catalog", 0),
+    ("access", 1),
+    ("publish", 1),
+    ("ingest", 2),
+    ("promotion", 2),
+    ("webhooks", 2),
+    ("repo", 2),
+];
+
+fn domain_rank(name: &str) -> Option<u8> {
+    SERVICE_DOMAINS
+        .iter()
+        .find(|(d, _)| *d == name)
+        .map(|(_, r)| *r)
+}
+
+/// The service domain a file under `src/service/` belongs to, if any.
+fn domain_of(file: &Path, src: &Path) -> Option<String> {
+    let rel = file.strip_prefix(src.join("service")).ok()?;
+    let first = rel.components().next()?.as_os_str().to_string_lossy();
+    let name = first.trim_end_matches(".rs").to_string();
+    domain_rank(&name).map(|_| name)
+}
+
+/// `crate::service::x` names in `code`, outside tests.
+fn service_refs(code: &str) -> Vec<String> {
+    let code = code.split("#[cfg(test)]").next().unwrap_or("");
+    code.match_indices("crate::service::")
+        .map(|(i, m)| {
+            code[i + m.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .collect()
 }
 
 /// `crate::x` names in `code`, outside `#[cfg(test)]` modules at the end.
@@ -95,4 +141,38 @@ fn layers_point_down_only() {
         "upward or sideways imports:\n{}",
         wrong.join("\n")
     );
+}
+
+#[test]
+fn service_domains_point_down_only() {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src.join("service"), &mut files);
+    let mut wrong = Vec::new();
+    let mut seen = 0;
+    for f in &files {
+        let Some(d) = domain_of(f, &src) else {
+            continue;
+        };
+        seen += 1;
+        let rank = domain_rank(&d).unwrap_or(0);
+        let text = std::fs::read_to_string(f).expect("read");
+        for r in service_refs(&text) {
+            if r != d && domain_rank(&r).is_some_and(|other| other >= rank) {
+                wrong.push(format!("{} ({d}) uses crate::service::{r}", f.display()));
+            }
+        }
+    }
+    assert!(seen > 20, "found only {seen} files in service domains");
+    assert!(
+        wrong.is_empty(),
+        "service domains must point down only:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn the_domain_reader_sees_paths() {
+    let refs = service_refs("use crate::service::publish::commit;\nlet x = crate::service::catalog::queries::resolve(c);");
+    assert_eq!(refs, vec!["publish", "catalog"]);
 }

@@ -38,7 +38,7 @@ fn messages_read_as_sentences() {
         l.policies = Some(
             [(
                 "staging".to_string(),
-                forklift::service::policy::PolicySpec {
+                forklift::policy::PolicySpec {
                     soak: Some("30m".into()),
                     ..Default::default()
                 },

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use common::dnf::{dnf_available, Dnf};
 use common::*;
-use forklift::service::policy::PolicySpec;
-use forklift::service::{scheduler, Clock, ManualClock};
+use forklift::policy::PolicySpec;
+use forklift::service::promotion::scheduler;
+use forklift::service::{Clock, ManualClock};
 
 const DEMO10: &str = "forklift-demo-1.0-1.x86_64.rpm";
 const DEMO11: &str = "forklift-demo-1.1-1.x86_64.rpm";

@@ -6,7 +6,7 @@ pub mod deb;
 pub mod debver;
 pub mod gzchain;
 pub mod rpm;
-pub mod rpmcheck;
+
 pub mod yum;
 
 use std::cmp::Ordering;

@@ -9,8 +9,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 
 use super::{blocking, ApiError};
+use crate::service::access::tokens::pooled;
 use crate::service::access::{parse_authorization, Presented};
-use crate::service::tokens::pooled;
 use crate::service::{Actor, Ctx};
 
 /// The authenticated (or anonymous) caller of a request.

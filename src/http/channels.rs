@@ -5,9 +5,10 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::{blocking, ApiError, JsonLine};
-use crate::service::channels::{self, RevisionQuery};
-use crate::service::policy::PolicySpec;
-use crate::service::{gates, scheduler, Ctx};
+use crate::policy::PolicySpec;
+use crate::service::catalog::channels::{self, RevisionQuery};
+use crate::service::promotion::{candidates, gates, policies, scheduler, transitions};
+use crate::service::Ctx;
 
 pub async fn list(ctx: web::Data<Ctx>, Caller(who): Caller) -> Result<HttpResponse, ApiError> {
     let v = blocking(&ctx, move |c| channels::list_channels(c, &who)).await?;
@@ -88,7 +89,7 @@ pub async fn promote_many(
     // Who may promote into `name` is the channel's policy: the service decides.
     let BulkBody { packages, force } = body.into_inner();
     let r = blocking(&ctx, move |c| {
-        channels::promote_many(c, &packages, &name, force, &who)
+        transitions::promote_many(c, &packages, &name, force, &who)
     })
     .await?;
     Ok(HttpResponse::Ok().json_line(r))
@@ -101,7 +102,7 @@ pub async fn policy(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    let v = blocking(&ctx, move |c| gates::read_policy(c, &name, &who)).await?;
+    let v = blocking(&ctx, move |c| policies::read_policy(c, &name, &who)).await?;
     Ok(HttpResponse::Ok().json_line(v))
 }
 
@@ -114,7 +115,7 @@ pub async fn set_policy(
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
     let spec = body.into_inner();
-    let v = blocking(&ctx, move |c| gates::set_policy(c, &name, &spec, &who)).await?;
+    let v = blocking(&ctx, move |c| policies::set_policy(c, &name, &spec, &who)).await?;
     Ok(HttpResponse::Ok().json_line(v))
 }
 
@@ -125,7 +126,7 @@ pub async fn candidates(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    let v = blocking(&ctx, move |c| gates::candidates(c, &name, &who)).await?;
+    let v = blocking(&ctx, move |c| candidates::candidates(c, &name, &who)).await?;
     Ok(HttpResponse::Ok().json_line(v))
 }
 

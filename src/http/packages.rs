@@ -8,8 +8,10 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::{blocking, ApiError, JsonLine};
-use crate::service::packages::{self, Ingested, ListFilter};
-use crate::service::{channels, gates, upload, Ctx};
+use crate::service::catalog::packages::{self, ListFilter};
+use crate::service::ingest::{self, upload, Ingested};
+use crate::service::promotion::{gates, transitions};
+use crate::service::Ctx;
 
 #[derive(Debug, Deserialize)]
 pub struct UploadQuery {
@@ -56,7 +58,7 @@ pub async fn upload_raw(
         },
     )?;
     let received = upload::receive(&ctx, name, body).await?;
-    let result = blocking(&ctx, move |c| packages::ingest(c, received, channel, &who)).await?;
+    let result = blocking(&ctx, move |c| ingest::ingest(c, received, channel, &who)).await?;
     Ok(ingested(result))
 }
 
@@ -92,7 +94,7 @@ pub async fn upload_multipart(
         };
         let received = upload::receive(&ctx, filename, field).await?;
         let who = who.clone();
-        let result = blocking(&ctx, move |c| packages::ingest(c, received, channel, &who)).await?;
+        let result = blocking(&ctx, move |c| ingest::ingest(c, received, channel, &who)).await?;
         return Ok(ingested(result));
     }
     Err(ApiError::new(
@@ -141,7 +143,10 @@ pub async fn promote(
     let id = id.into_inner();
     let PromoteBody { to, force } = body.into_inner();
     // Who may promote into `to` is the channel's policy: the service decides.
-    let r = blocking(&ctx, move |c| channels::promote(c, &id, &to, force, &who)).await?;
+    let r = blocking(&ctx, move |c| {
+        transitions::promote(c, &id, &to, force, &who)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json_line(r))
 }
 
@@ -163,7 +168,7 @@ pub async fn demote(
     let b = body.into_inner();
     // Who may demote from `from` and every later channel: the service decides.
     let r = blocking(&ctx, move |c| {
-        channels::demote(c, &id, &b.from, &b.reason, &who)
+        transitions::demote(c, &id, &b.from, &b.reason, &who)
     })
     .await?;
     Ok(HttpResponse::Ok().json_line(r))

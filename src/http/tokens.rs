@@ -4,8 +4,8 @@ use actix_web::{web, HttpResponse};
 
 use super::auth::Caller;
 use super::{blocking, ApiError, JsonLine};
-use crate::service::audit::{self, AuditQuery};
-use crate::service::tokens::{pooled, CreateToken};
+use crate::service::access::tokens::{pooled, CreateToken};
+use crate::service::catalog::audit::{self, AuditQuery};
 use crate::service::Ctx;
 
 pub async fn list(ctx: web::Data<Ctx>, Caller(who): Caller) -> Result<HttpResponse, ApiError> {

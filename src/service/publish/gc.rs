@@ -13,9 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use diesel::prelude::*;
 
-use super::{Ctx, ServiceError};
 use crate::db::schema::*;
 use crate::db::DbConnection;
+use crate::service::{Ctx, ServiceError};
 
 /// Unreferenced blobs and temp files younger than this may still belong to a
 /// request in flight (on any server sharing the store), so they are left.

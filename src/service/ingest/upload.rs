@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
-use super::{Actor, Ctx, ServiceError};
+use crate::service::{Actor, Ctx, ServiceError};
 
 /// A fully received upload, not yet validated or visible anywhere.
 pub struct Received {
@@ -54,7 +54,7 @@ pub fn admit(ctx: &Ctx, a: &Announced<'_>) -> Result<(), ServiceError> {
     a.actor.require_upload()?;
     check_client_name(a.client_name)?;
     if let Some(c) = a.channel {
-        super::packages::check_entry_channel(ctx, c)?;
+        super::check_entry_channel(ctx, c)?;
     }
     match a.declared_len {
         Some(n) if n > ctx.config.max_upload_bytes => Err(ServiceError::TooLarge {

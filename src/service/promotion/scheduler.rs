@@ -10,9 +10,10 @@
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::gates::{auto_promote, load_policy, AutoRun};
-use super::{Ctx, ServiceError};
+use super::candidates::{auto_promote, AutoRun};
 use crate::db::schema::schedules;
+use crate::service::catalog::queries::load_policy;
+use crate::service::{Ctx, ServiceError};
 
 /// Brings the schedule rows in line with the policies: new or changed rules
 /// start afresh, removed ones are dropped.
@@ -58,7 +59,7 @@ pub struct RunReport {
 /// pass starts soaking in its new channel now, so with any soak on the next
 /// level it moves one level per pass (with `soak = "0s"` it may move two).
 /// `POST /api/v1/scheduler/run`: an admin runs every due schedule now.
-pub fn run_now(ctx: &Ctx, actor: &super::Actor) -> Result<Vec<RunReport>, ServiceError> {
+pub fn run_now(ctx: &Ctx, actor: &crate::service::Actor) -> Result<Vec<RunReport>, ServiceError> {
     actor.require_admin()?;
     run_due(ctx)
 }

@@ -3,10 +3,10 @@
 use diesel::prelude::*;
 use serde::Deserialize;
 
-use super::views::EventView;
-use super::{Actor, Ctx, ServiceError};
 use crate::db::models::EventRow;
 use crate::db::schema::events;
+use crate::service::catalog::views::EventView;
+use crate::service::{Actor, Ctx, ServiceError};
 
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,7 +9,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
-use super::rpm::RpmError;
+use super::RpmError;
 
 /// The lead before the signature header.
 pub const LEAD_SIZE: u64 = 96;

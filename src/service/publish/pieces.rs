@@ -17,13 +17,13 @@ use std::sync::{Arc, Mutex};
 
 use diesel::prelude::*;
 
-use super::ServiceError;
 use crate::db::models::PackageRow;
 use crate::db::schema::packages;
 use crate::db::DbConnection;
 use crate::formats::apt::{stanza_block_chunk, stanza_text};
 use crate::formats::gzchain::Chunk;
 use crate::formats::yum::{block_chunks, Chunks, Fragments};
+use crate::service::ServiceError;
 
 /// Below this many chunks to compress, one thread does it.
 const PARALLEL_FROM: usize = 64;
@@ -43,7 +43,7 @@ pub struct Pieces {
     pub apt_text: String,
 }
 
-impl super::packages::Versioned for Pieces {
+impl crate::service::catalog::queries::Versioned for Pieces {
     fn order_key(&self) -> (&str, &str, &str, i32, &str, &str) {
         (
             &self.name,

@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::access::{self, Grants, Permission};
-use super::views::rfc3339;
-use super::{Actor, ServiceError};
 use crate::config::Config;
 use crate::db::models::{NewEvent, NewToken, TokenRow};
 use crate::db::schema::tokens;
 use crate::db::{is_unique_violation, DbConnection};
+use crate::service::access::{self, Grants, Permission};
+use crate::service::catalog::views::rfc3339;
+use crate::service::{Actor, ServiceError};
 
 /// The token name `FORKLIFT_ADMIN_TOKEN` and the first start use.
 pub const BOOTSTRAP_NAME: &str = "admin";
@@ -89,7 +89,7 @@ pub(crate) fn admin_event(
     actor: &Actor,
     detail: serde_json::Value,
 ) -> Result<(), ServiceError> {
-    super::events::append(
+    crate::service::events::append(
         conn,
         &[NewEvent {
             at: now,

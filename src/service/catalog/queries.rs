@@ -1,0 +1,220 @@
+//! Named queries: the lookups every domain shares, written once (a build by
+//! id or file name, the channels holding it, a channel's open members and
+//! head, builds in version order).
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+
+use crate::db::models::*;
+use crate::db::schema::*;
+use crate::db::DbConnection;
+use crate::policy::{Note, Policy, PolicySpec};
+use crate::service::ServiceError;
+
+/// A build's place in version order: name, arch and kind, then the version
+/// by that kind's rules (dpkg's for .debs, rpmvercmp for RPMs).
+pub trait Versioned {
+    /// (name, arch, kind, epoch, version, release)
+    fn order_key(&self) -> (&str, &str, &str, i32, &str, &str);
+}
+
+impl Versioned for PackageSummary {
+    fn order_key(&self) -> (&str, &str, &str, i32, &str, &str) {
+        (
+            &self.name,
+            &self.arch,
+            &self.kind,
+            self.epoch,
+            &self.version,
+            &self.release,
+        )
+    }
+}
+
+/// Orders builds by [`Versioned::order_key`]: sorting groups each name and
+/// arch together, oldest first; `max_by` picks the newest.
+pub fn by_version<T: Versioned>(a: &T, b: &T) -> std::cmp::Ordering {
+    let (an, aa, ak, ae, av, ar) = a.order_key();
+    let (bn, ba, bk, be, bv, br) = b.order_key();
+    (an, aa, ak)
+        .cmp(&(bn, ba, bk))
+        .then_with(|| crate::formats::compare_versions(ak, (ae, av, ar), (be, bv, br)))
+}
+
+pub fn find_by_id(
+    conn: &mut DbConnection,
+    id: &str,
+) -> Result<Option<PackageSummary>, ServiceError> {
+    summary_by_id(conn, id)
+}
+
+pub fn summary_by_id(
+    conn: &mut DbConnection,
+    id: &str,
+) -> Result<Option<PackageSummary>, ServiceError> {
+    Ok(packages::table
+        .find(id)
+        .select(PackageSummary::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Resolves `{id}` in URLs: a sha256, or a canonical file name.
+pub fn resolve(conn: &mut DbConnection, id: &str) -> Result<PackageSummary, ServiceError> {
+    if let Some(p) = summary_by_id(conn, id)? {
+        return Ok(p);
+    }
+    let mut by_name: Vec<PackageSummary> = packages::table
+        .filter(packages::filename.eq(id))
+        .select(PackageSummary::as_select())
+        .limit(2)
+        .load(conn)?;
+    match by_name.len() {
+        0 => Err(ServiceError::PackageNotFound(id.to_string())),
+        1 => Ok(by_name.remove(0)),
+        _ => Err(ServiceError::Ambiguous(format!(
+            "{id:?} names more than one build (they differ in epoch); use the sha256 id"
+        ))),
+    }
+}
+
+/// Channels holding the package now, in promotion order.
+pub fn current_channels(conn: &mut DbConnection, id: &str) -> Result<Vec<String>, ServiceError> {
+    let names: Vec<String> = memberships::table
+        .filter(memberships::package_id.eq(id))
+        .filter(memberships::removed_in.is_null())
+        .select(memberships::channel)
+        .load(conn)?;
+    let order: Vec<String> = channels::table
+        .order(channels::position.asc())
+        .select(channels::name)
+        .load(conn)?;
+    Ok(order.into_iter().filter(|c| names.contains(c)).collect())
+}
+
+/// Who froze a channel, when and why; None when it is not frozen.
+pub fn frozen(
+    conn: &mut DbConnection,
+    channel: &str,
+) -> Result<Option<Note>, diesel::result::Error> {
+    let row: Option<(Option<i64>, Option<String>, Option<String>)> = channels::table
+        .find(channel)
+        .select((
+            channels::frozen_at,
+            channels::frozen_by,
+            channels::frozen_reason,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(match row {
+        Some((Some(at), by, reason)) => Some(Note {
+            by: by.unwrap_or_default(),
+            at,
+            reason: reason.unwrap_or_default(),
+        }),
+        _ => None,
+    })
+}
+
+pub fn held(p: &PackageSummary) -> Option<Note> {
+    p.held_at.map(|at| Note {
+        by: p.held_by.clone().unwrap_or_default(),
+        at,
+        reason: p.held_reason.clone().unwrap_or_default(),
+    })
+}
+
+pub fn rejections_for(
+    conn: &mut DbConnection,
+    channel: &str,
+) -> Result<HashMap<String, Note>, ServiceError> {
+    let rows: Vec<(String, i64, String, String)> = rejections::table
+        .filter(rejections::channel.eq(channel))
+        .select((
+            rejections::package_id,
+            rejections::at,
+            rejections::actor,
+            rejections::reason,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, at, by, reason)| (id, Note { by, at, reason }))
+        .collect())
+}
+
+/// The channel's policy: the stored one, or the defaults.
+pub fn load_policy(
+    conn: &mut DbConnection,
+    channels: &[String],
+    channel: &str,
+) -> Result<Policy, ServiceError> {
+    let spec: Option<String> = policies::table
+        .find(channel)
+        .select(policies::spec)
+        .first(conn)
+        .optional()?;
+    match spec {
+        None => Ok(Policy::default_for(channel, channels)),
+        Some(text) => {
+            let spec: PolicySpec = serde_json::from_str(&text)
+                .map_err(|e| ServiceError::BadRequest(format!("stored policy: {e}")))?;
+            Policy::from_spec(channel, &spec, channels)
+                .map_err(|e| ServiceError::BadRequest(e.to_string()))
+        }
+    }
+}
+
+/// A channel's head revision number and when that revision was made (`None`
+/// before the first publication).
+pub fn head_revision(
+    conn: &mut DbConnection,
+    channel: &str,
+) -> Result<(i32, Option<i64>), diesel::result::Error> {
+    let head: i32 = channels::table
+        .find(channel)
+        .select(channels::head)
+        .first(conn)?;
+    let created: Option<i64> = revisions::table
+        .filter(revisions::channel.eq(channel))
+        .filter(revisions::number.eq(head))
+        .select(revisions::created_at)
+        .first(conn)
+        .optional()?;
+    Ok((head, created))
+}
+
+/// The builds a channel holds now (its open memberships).
+pub fn open_members(
+    conn: &mut DbConnection,
+    channel: &str,
+) -> Result<Vec<String>, diesel::result::Error> {
+    memberships::table
+        .filter(memberships::channel.eq(channel))
+        .filter(memberships::removed_in.is_null())
+        .select(memberships::package_id)
+        .load(conn)
+}
+
+/// How many ids one statement takes: SQLite allows 32,766 parameters and a
+/// bulk promotion may name more builds than that.
+pub const ID_CHUNK: usize = 500;
+
+/// The summaries of `ids` (those that exist), in chunks of [`ID_CHUNK`].
+pub fn summaries_by_ids<S: AsRef<str>>(
+    conn: &mut DbConnection,
+    ids: &[S],
+) -> Result<Vec<PackageSummary>, diesel::result::Error> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(ID_CHUNK) {
+        let chunk: Vec<&str> = chunk.iter().map(|s| s.as_ref()).collect();
+        out.extend(
+            packages::table
+                .filter(packages::id.eq_any(chunk))
+                .select(PackageSummary::as_select())
+                .load::<PackageSummary>(conn)?,
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,263 @@
+//! What a build may do next: every build of a policy's source channel
+//! assessed against the rule, listed as candidates, and the automatic
+//! promotion that takes the newest eligible one of each name.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::gates::NoteView;
+use crate::db::models::PackageSummary;
+use crate::db::schema::*;
+use crate::db::DbConnection;
+use crate::formats::compare_versions;
+use crate::policy::{blockers, Blocker, BuildFacts, Note, Policy};
+use crate::service::catalog::packages::view;
+use crate::service::catalog::queries::{by_version, frozen, held, load_policy, rejections_for};
+use crate::service::catalog::views::{rfc3339, PackageView};
+use crate::service::publish::{commit, Change, ChannelOp, PendingEvent};
+use crate::service::{Actor, Ctx, ServiceError};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    #[serde(flatten)]
+    pub package: PackageView,
+    pub entered_source_at: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blockers: Vec<Blocker>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidates {
+    pub channel: String,
+    pub source: Option<String>,
+    pub rule: String,
+    pub frozen: Option<NoteView>,
+    /// Builds in the source channel that may go on now.
+    pub eligible: Vec<Candidate>,
+    /// The other builds in the source channel, each with why not.
+    pub blocked: Vec<Candidate>,
+}
+
+struct Assessed {
+    summary: PackageSummary,
+    entered: i64,
+    blockers: Vec<Blocker>,
+}
+
+/// The eligibility rule applied to every build in the policy's source channel.
+fn assess(
+    ctx: &Ctx,
+    conn: &mut DbConnection,
+    policy: &Policy,
+) -> Result<(Vec<Assessed>, Option<Note>), ServiceError> {
+    let Some(source) = &policy.source else {
+        return Ok((Vec::new(), frozen(conn, &policy.channel)?));
+    };
+    let now = ctx.clock.now();
+    let freeze = frozen(conn, &policy.channel)?;
+    // Each build's current stay in the source: its open membership's revision time.
+    let stays: Vec<(String, i64)> = memberships::table
+        .inner_join(
+            revisions::table.on(revisions::channel
+                .eq(memberships::channel)
+                .and(revisions::number.eq(memberships::added_in))),
+        )
+        .filter(memberships::channel.eq(source))
+        .filter(memberships::removed_in.is_null())
+        .select((memberships::package_id, revisions::created_at))
+        .load(conn)?;
+    let entered: HashMap<String, i64> = stays.into_iter().collect();
+    let present: HashSet<String> = memberships::table
+        .filter(memberships::channel.eq(&policy.channel))
+        .filter(memberships::removed_in.is_null())
+        .select(memberships::package_id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    let rejected = rejections_for(conn, &policy.channel)?;
+    let ids: Vec<&String> = entered.keys().collect();
+    let mut list = Vec::new();
+    for chunk in ids.chunks(500) {
+        list.extend(
+            packages::table
+                .filter(packages::id.eq_any(chunk))
+                .select(PackageSummary::as_select())
+                .load::<PackageSummary>(conn)?,
+        );
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for p in list {
+        let facts = BuildFacts {
+            entered_source_at: entered.get(&p.id).copied().unwrap_or(now),
+            held: held(&p),
+            rejected: rejected.get(&p.id).cloned(),
+            present: present.contains(&p.id),
+        };
+        out.push(Assessed {
+            blockers: blockers(&facts, policy.soak, freeze.as_ref(), now),
+            entered: facts.entered_source_at,
+            summary: p,
+        });
+    }
+    out.sort_by(|a, b| by_version(&a.summary, &b.summary));
+    Ok((out, freeze))
+}
+
+/// `GET /channels/{name}/candidates`.
+pub fn candidates(ctx: &Ctx, channel: &str, actor: &Actor) -> Result<Candidates, ServiceError> {
+    ctx.require_read(actor, channel)?;
+    let mut conn = ctx.conn()?;
+    let policy = load_policy(&mut conn, &ctx.config.channels, channel)?;
+    let (assessed, freeze) = assess(ctx, &mut conn, &policy)?;
+    let mut eligible = Vec::new();
+    let mut blocked = Vec::new();
+    for a in assessed {
+        let c = Candidate {
+            package: view(&mut conn, ctx, a.summary, actor)?,
+            entered_source_at: rfc3339(a.entered),
+            blockers: a.blockers,
+        };
+        if c.blockers.is_empty() {
+            eligible.push(c);
+        } else {
+            blocked.push(c);
+        }
+    }
+    Ok(Candidates {
+        channel: channel.into(),
+        source: policy.source.clone(),
+        rule: policy.rule(),
+        frozen: freeze.map(NoteView::from),
+        eligible,
+        blocked,
+    })
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AutoRun {
+    pub channel: String,
+    pub promoted: Vec<String>,
+    pub revision: Option<i32>,
+    /// Set when the run did nothing because the channel is frozen.
+    pub frozen: bool,
+}
+
+/// One run of a channel's automatic rule: per (name, arch), the newest eligible
+/// build, unless the channel already holds it or something newer.
+pub fn auto_promote(ctx: &Ctx, policy: &Policy) -> Result<AutoRun, ServiceError> {
+    let mut run = AutoRun {
+        channel: policy.channel.clone(),
+        ..AutoRun::default()
+    };
+    let Some(source) = policy.source.clone() else {
+        return Ok(run);
+    };
+    let mut conn = ctx.conn()?;
+    let (assessed, freeze) = assess(ctx, &mut conn, policy)?;
+    if freeze.is_some() {
+        run.frozen = true;
+        return Ok(run);
+    }
+    // Newest build of each (kind, name, arch) the channel already holds.
+    let held_ids: Vec<String> = memberships::table
+        .filter(memberships::channel.eq(&policy.channel))
+        .filter(memberships::removed_in.is_null())
+        .select(memberships::package_id)
+        .load(&mut conn)?;
+    let mut newest_held: HashMap<(String, String, String), PackageSummary> = HashMap::new();
+    for chunk in held_ids.chunks(500) {
+        let rows: Vec<PackageSummary> = packages::table
+            .filter(packages::id.eq_any(chunk))
+            .select(PackageSummary::as_select())
+            .load(&mut conn)?;
+        for p in rows {
+            let key = (p.kind.clone(), p.name.clone(), p.arch.clone());
+            let newer = newest_held.get(&key).is_none_or(|h| {
+                compare_versions(
+                    &p.kind,
+                    (p.epoch, &p.version, &p.release),
+                    (h.epoch, &h.version, &h.release),
+                )
+                .is_gt()
+            });
+            if newer {
+                newest_held.insert(key, p);
+            }
+        }
+    }
+    drop(conn);
+    // `assessed` is sorted by name, arch, version: the last eligible one wins.
+    let mut pick: BTreeMap<(String, String, String), PackageSummary> = BTreeMap::new();
+    for a in assessed.into_iter().filter(|a| a.blockers.is_empty()) {
+        let s = a.summary;
+        pick.insert((s.kind.clone(), s.name.clone(), s.arch.clone()), s);
+    }
+    let chosen: Vec<PackageSummary> = pick
+        .into_iter()
+        .filter(|(key, p)| {
+            newest_held.get(key).is_none_or(|h| {
+                compare_versions(
+                    &p.kind,
+                    (p.epoch, &p.version, &p.release),
+                    (h.epoch, &h.version, &h.release),
+                )
+                .is_gt()
+            })
+        })
+        .map(|(_, p)| p)
+        .collect();
+    if chosen.is_empty() {
+        return Ok(run);
+    }
+    let rule = policy.rule();
+    let change = Change {
+        summary: format!(
+            "automatic promotion from {source} to {}: {}",
+            policy.channel,
+            chosen
+                .iter()
+                .map(|p| p.filename.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        ops: vec![ChannelOp {
+            channel: policy.channel.clone(),
+            add: chosen.iter().map(|p| p.id.clone()).collect(),
+            require_in: Some(source.clone()),
+            ..ChannelOp::default()
+        }],
+        events: chosen
+            .iter()
+            .map(|p| PendingEvent {
+                kind: "promoted",
+                package_id: Some(p.id.clone()),
+                channel: Some(policy.channel.clone()),
+                reason: None,
+                detail: Some(serde_json::json!({
+                    "from": source,
+                    "policy": policy.channel,
+                    "rule": rule,
+                })),
+            })
+            .collect(),
+        ..Change::default()
+    };
+    let actor = Actor {
+        name: format!("policy:{}", policy.channel),
+        client: "scheduler".into(),
+        ..Actor::system()
+    };
+    match commit(ctx, change, &actor) {
+        Ok(Ok(c)) => {
+            run.revision = c.revisions.get(&policy.channel).copied();
+            run.promoted = chosen.into_iter().map(|p| p.filename).collect();
+        }
+        Ok(Err(_)) => return Err(ServiceError::Contention),
+        // Frozen between the check and the commit: nothing moves.
+        Err(ServiceError::Frozen { .. }) => run.frozen = true,
+        Err(e) => return Err(e),
+    }
+    Ok(run)
+}

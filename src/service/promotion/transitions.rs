@@ -1,0 +1,345 @@
+//! Promotion and demotion by hand: one build, or many in one revision;
+//! demotion falls back to the last good build.
+
+use std::collections::{BTreeMap, HashSet};
+
+use diesel::prelude::*;
+
+use crate::db::models::*;
+use crate::db::schema::*;
+use crate::db::DbConnection;
+use crate::service::catalog::channels::builds;
+use crate::service::catalog::packages::view;
+use crate::service::catalog::queries::{by_version, current_channels, held, load_policy, resolve};
+use crate::service::catalog::views::*;
+use crate::service::publish::{commit, Change, ChannelOp, PendingEvent, Reject};
+use crate::service::{Actor, Ctx, ServiceError};
+
+/// The manual gate into `to`: the channel's policy decides who may promote;
+/// a held build needs `force` and admin rights; a discarded one goes nowhere.
+fn manual_gate(
+    ctx: &Ctx,
+    conn: &mut DbConnection,
+    p: &PackageSummary,
+    to: &str,
+    actor: &Actor,
+    force: bool,
+) -> Result<(), ServiceError> {
+    if p.discarded_at.is_some() {
+        return Err(ServiceError::Discarded(format!(
+            "{} was discarded; it cannot be promoted",
+            p.filename
+        )));
+    }
+    let policy = load_policy(conn, &ctx.config.channels, to)?;
+    let entry_upload = ctx.channel_index(to)? == 0 && actor.grants.may_upload();
+    if policy.require_permission && !entry_upload {
+        actor.require_promote(to)?;
+    } else if !actor.authenticated {
+        return Err(actor.denied(&format!("promoting into {to:?}"), "any permission"));
+    }
+    if let Some(h) = held(p) {
+        if !(force && actor.grants.is_admin()) {
+            return Err(ServiceError::Held(format!(
+                "{} is held by {} ({}); promoting it by hand needs \"force\": true and admin rights",
+                p.filename, h.by, h.reason
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Promotes a build into `to`, which must directly follow a channel holding it.
+pub fn promote(
+    ctx: &Ctx,
+    id: &str,
+    to: &str,
+    force: bool,
+    actor: &Actor,
+) -> Result<ChangeResult, ServiceError> {
+    let idx = ctx.channel_index(to)?;
+    let mut conn = ctx.conn()?;
+    let p = resolve(&mut conn, id)?;
+    manual_gate(ctx, &mut conn, &p, to, actor, force)?;
+    let held = current_channels(&mut conn, &p.id)?;
+    drop(conn);
+    if held.iter().any(|c| c == to) {
+        let mut conn = ctx.conn()?;
+        return Ok(ChangeResult {
+            package: view(&mut conn, ctx, p, actor)?,
+            changed: false,
+            revisions: BTreeMap::new(),
+            fell_back_to: BTreeMap::new(),
+        });
+    }
+    let Some(source) = idx.checked_sub(1).map(|i| ctx.config.channels[i].clone()) else {
+        return Err(ServiceError::NotAllowed(format!(
+            "{to:?} is the first channel; builds enter it by upload, not promotion"
+        )));
+    };
+    if held.is_empty() && ctx.channel_index(&source)? == 0 {
+        // The usual first-hour slip: an upload without `?channel=`.
+        return Err(ServiceError::NotAllowed(format!(
+            "{} is in no channel yet: add it to {source:?} first, by uploading it again \
+             with ?channel={source} (the same bytes are not stored twice)",
+            p.filename
+        )));
+    }
+    if !held.contains(&source) {
+        return Err(ServiceError::NotAllowed(format!(
+            "{} is not in {source:?}; promotion to {to:?} only comes from {source:?} (levels are never skipped)",
+            p.filename
+        )));
+    }
+    let change = Change {
+        summary: format!("promote {} from {source} to {to}", p.filename),
+        ops: vec![ChannelOp {
+            channel: to.to_string(),
+            add: vec![p.id.clone()],
+            remove: vec![],
+            require_in: Some(source.clone()),
+            force: false,
+        }],
+        events: vec![PendingEvent {
+            kind: "promoted",
+            package_id: Some(p.id.clone()),
+            channel: Some(to.to_string()),
+            reason: None,
+            detail: Some(serde_json::json!({ "from": source, "forced": force })),
+        }],
+        ..Change::default()
+    };
+    let committed = commit(ctx, change, actor)?.map_err(|_| ServiceError::Contention)?;
+    let mut conn = ctx.conn()?;
+    Ok(ChangeResult {
+        package: view(&mut conn, ctx, p, actor)?,
+        changed: !committed.revisions.is_empty(),
+        revisions: committed.revisions.into_iter().collect(),
+        fell_back_to: BTreeMap::new(),
+    })
+}
+
+/// Removes a build from `from` and every later channel holding it. Each channel
+/// then serves the newest other build of the same name and arch it still holds.
+pub fn demote(
+    ctx: &Ctx,
+    id: &str,
+    from: &str,
+    reason: &str,
+    actor: &Actor,
+) -> Result<ChangeResult, ServiceError> {
+    let idx = ctx.channel_index(from)?;
+    // Before anything is looked up: who may not demote learns nothing.
+    actor.require_promote(from)?;
+    if reason.trim().is_empty() {
+        return Err(ServiceError::BadRequest(
+            "a demotion needs a reason (\"reason\": \"...\")".into(),
+        ));
+    }
+    let mut conn = ctx.conn()?;
+    let p = resolve(&mut conn, id)?;
+    let held = current_channels(&mut conn, &p.id)?;
+    let affected: Vec<String> = ctx.config.channels[idx..]
+        .iter()
+        .filter(|c| held.contains(c))
+        .cloned()
+        .collect();
+    if !held.iter().any(|c| c == from) {
+        return Err(ServiceError::NotAllowed(format!(
+            "{} is not in {from:?}",
+            p.filename
+        )));
+    }
+    // A demotion changes every later channel holding the build too, and
+    // records a rejection for every later channel (automatic promotion never
+    // brings the build back there), so the caller needs the right on each.
+    for c in &ctx.config.channels[idx..] {
+        actor.require_promote(c)?;
+    }
+    // Rejected for `from` and every later channel: never promoted there automatically.
+    let rejections: Vec<Reject> = ctx.config.channels[idx..]
+        .iter()
+        .map(|c| Reject {
+            package_id: p.id.clone(),
+            channel: c.clone(),
+            reason: reason.trim().to_string(),
+        })
+        .collect();
+    // What each channel falls back to: the newest remaining build of this name/arch.
+    let mut fell_back_to = BTreeMap::new();
+    let mut fallback_ids = BTreeMap::new();
+    for c in &affected {
+        let others: Vec<PackageSummary> = packages::table
+            .filter(packages::name.eq(&p.name))
+            .filter(packages::arch.eq(&p.arch))
+            .filter(packages::kind.eq(&p.kind))
+            .filter(packages::id.ne(&p.id))
+            .filter(
+                packages::id.eq_any(
+                    memberships::table
+                        .filter(memberships::channel.eq(c))
+                        .filter(memberships::removed_in.is_null())
+                        .select(memberships::package_id),
+                ),
+            )
+            .select(PackageSummary::as_select())
+            .load(&mut conn)?;
+        let best = others.into_iter().max_by(by_version);
+        fallback_ids.insert(c.clone(), best.as_ref().map(|b| b.id.clone()));
+        fell_back_to.insert(c.clone(), best);
+    }
+    drop(conn);
+    let change = Change {
+        summary: format!("demote {} from {from}: {reason}", p.filename),
+        ops: affected
+            .iter()
+            .map(|c| ChannelOp {
+                channel: c.clone(),
+                add: vec![],
+                remove: vec![p.id.clone()],
+                require_in: None,
+                force: false,
+            })
+            .collect(),
+        events: affected
+            .iter()
+            .map(|c| PendingEvent {
+                kind: "demoted",
+                package_id: Some(p.id.clone()),
+                channel: Some(c.clone()),
+                reason: Some(reason.to_string()),
+                detail: Some(serde_json::json!({
+                    "requested_from": from,
+                    "fell_back_to": fallback_ids.get(c).cloned().flatten(),
+                })),
+            })
+            .collect(),
+        rejections,
+        ..Change::default()
+    };
+    let committed = commit(ctx, change, actor)?.map_err(|_| ServiceError::Contention)?;
+    let mut conn = ctx.conn()?;
+    let mut fb = BTreeMap::new();
+    for (c, best) in fell_back_to {
+        let v = match best {
+            Some(b) => Some(view(&mut conn, ctx, b, actor)?),
+            None => None,
+        };
+        fb.insert(c, v);
+    }
+    Ok(ChangeResult {
+        package: view(&mut conn, ctx, p, actor)?,
+        changed: !committed.revisions.is_empty(),
+        revisions: committed.revisions.into_iter().collect(),
+        fell_back_to: fb,
+    })
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BulkResult {
+    pub channel: String,
+    /// The new revision, or None when every build was already there.
+    pub revision: Option<i32>,
+    pub added: Vec<String>,
+    pub already_present: Vec<String>,
+}
+
+/// Adds many builds to a channel in ONE revision: a release set promoted
+/// together, or stored uploads pushed into the first channel. The same rules as
+/// single promotion: every build must be in the channel right before `to`.
+pub fn promote_many(
+    ctx: &Ctx,
+    ids: &[String],
+    to: &str,
+    force: bool,
+    actor: &Actor,
+) -> Result<BulkResult, ServiceError> {
+    let idx = ctx.channel_index(to)?;
+    if ids.is_empty() || ids.len() > 100_000 {
+        return Err(ServiceError::BadRequest(
+            "\"packages\" must list between 1 and 100000 builds".into(),
+        ));
+    }
+    let source = idx.checked_sub(1).map(|i| ctx.config.channels[i].clone());
+    let mut conn = ctx.conn()?;
+    let in_channel = |conn: &mut DbConnection, c: &str| -> Result<HashSet<String>, ServiceError> {
+        Ok(memberships::table
+            .filter(memberships::channel.eq(c))
+            .filter(memberships::removed_in.is_null())
+            .select(memberships::package_id)
+            .load::<String>(conn)?
+            .into_iter()
+            .collect())
+    };
+    let present = in_channel(&mut conn, to)?;
+    let in_source = match &source {
+        Some(s) => Some(in_channel(&mut conn, s)?),
+        None => None,
+    };
+    let mut added = Vec::new();
+    let mut already_present = Vec::new();
+    let mut missing = Vec::new();
+    let mut seen = HashSet::new();
+    for id in ids {
+        let p = resolve(&mut conn, id)?;
+        if !seen.insert(p.id.clone()) {
+            continue;
+        }
+        manual_gate(ctx, &mut conn, &p, to, actor, force)?;
+        if present.contains(&p.id) {
+            already_present.push(p.id);
+        } else if in_source.as_ref().is_some_and(|s| !s.contains(&p.id)) {
+            missing.push(p.filename);
+        } else {
+            added.push(p.id);
+        }
+    }
+    drop(conn);
+    if let (Some(s), false) = (&source, missing.is_empty()) {
+        missing.truncate(20);
+        return Err(ServiceError::NotAllowed(format!(
+            "not in {s:?}, so they cannot be promoted to {to:?}: {}",
+            missing.join(", ")
+        )));
+    }
+    if added.is_empty() {
+        return Ok(BulkResult {
+            channel: to.to_string(),
+            revision: None,
+            added,
+            already_present,
+        });
+    }
+    let (kind, detail) = match &source {
+        Some(s) => ("promoted", Some(serde_json::json!({ "from": s }))),
+        None => ("added", None),
+    };
+    let change = Change {
+        summary: format!("{kind} {} into {to}", builds(added.len())),
+        ops: vec![ChannelOp {
+            channel: to.to_string(),
+            add: added.clone(),
+            remove: vec![],
+            require_in: source.clone(),
+            force: false,
+        }],
+        events: added
+            .iter()
+            .map(|id| PendingEvent {
+                kind,
+                package_id: Some(id.clone()),
+                channel: Some(to.to_string()),
+                reason: None,
+                detail: detail.clone(),
+            })
+            .collect(),
+        ..Change::default()
+    };
+    let committed = commit(ctx, change, actor)?.map_err(|_| ServiceError::Contention)?;
+    Ok(BulkResult {
+        channel: to.to_string(),
+        revision: committed.revisions.get(to).copied(),
+        added,
+        already_present,
+    })
+}
