@@ -5,6 +5,9 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use super::JsonLine;
+use crate::service::error::{
+    AccessError, IngestError, LookupError, PromotionError, PublishError, WebhookError,
+};
 use crate::service::ServiceError;
 
 #[derive(Debug, Clone)]
@@ -73,35 +76,17 @@ impl ResponseError for ApiError {
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         use ServiceError as E;
-        let msg = e.to_string();
         let (status, code) = match &e {
-            E::PackageNotFound(_) => (StatusCode::NOT_FOUND, "package_not_found"),
-            E::ChannelNotFound(_) => (StatusCode::NOT_FOUND, "channel_not_found"),
-            E::RevisionNotFound(..) => (StatusCode::NOT_FOUND, "revision_not_found"),
-            E::Ambiguous(_) => (StatusCode::CONFLICT, "ambiguous_package"),
-            E::NevraConflict { .. } => (StatusCode::CONFLICT, "package_exists"),
-            E::PoolConflict { .. } => (StatusCode::CONFLICT, "pool_path_taken"),
-            E::Frozen { .. } => (StatusCode::LOCKED, "channel_frozen"),
-            E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            E::Held(_) => (StatusCode::CONFLICT, "package_held"),
-            E::Discarded(_) => (StatusCode::GONE, "package_discarded"),
-            E::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            E::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            E::TokenExists(_) => (StatusCode::CONFLICT, "token_exists"),
-            E::TokenNotFound(_) => (StatusCode::NOT_FOUND, "token_not_found"),
-            E::UnsupportedType(_) => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_package_type",
-            ),
-            E::InvalidPackage(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_package"),
-            E::DigestMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "digest_mismatch"),
-            E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large"),
-            E::InvalidFilename(_) => (StatusCode::BAD_REQUEST, "invalid_filename"),
+            E::Lookup(l) => lookup(l),
+            E::Access(a) => access(a),
+            E::Ingest(i) => ingest(i),
+            E::Promotion(p) => promotion(p),
+            E::Publish(p) => match publish(p) {
+                Some(mapped) => mapped,
+                None => return ApiError::internal(&e),
+            },
+            E::Webhook(w) => webhook(w),
             E::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            E::NotAllowed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "promotion_not_allowed"),
-            E::UploadAborted(_) => (StatusCode::BAD_REQUEST, "upload_aborted"),
-            E::UploadIdle { .. } => (StatusCode::REQUEST_TIMEOUT, "upload_timeout"),
-            E::Contention => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             E::Db(_) | E::Store(_) | E::Io(_) if e.is_storage_full() => {
                 tracing::error!(error = %e, "storage full");
                 return ApiError::new(
@@ -111,14 +96,78 @@ impl From<ServiceError> for ApiError {
                      Reads keep working; an operator must free space",
                 );
             }
-            E::Db(_)
-            | E::Store(_)
-            | E::Io(_)
-            | E::Signing(_)
-            | E::Publication(_)
-            | E::Internal(_) => return ApiError::internal(&e),
+            E::Db(_) | E::Store(_) | E::Io(_) | E::Internal(_) => return ApiError::internal(&e),
         };
-        ApiError::new(status, code, msg)
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+fn lookup(e: &LookupError) -> (StatusCode, &'static str) {
+    match e {
+        LookupError::PackageNotFound(_) => (StatusCode::NOT_FOUND, "package_not_found"),
+        LookupError::ChannelNotFound(_) => (StatusCode::NOT_FOUND, "channel_not_found"),
+        LookupError::RevisionNotFound(..) => (StatusCode::NOT_FOUND, "revision_not_found"),
+        LookupError::Ambiguous(_) => (StatusCode::CONFLICT, "ambiguous_package"),
+        LookupError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+    }
+}
+
+fn access(e: &AccessError) -> (StatusCode, &'static str) {
+    match e {
+        AccessError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        AccessError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        AccessError::TokenExists(_) => (StatusCode::CONFLICT, "token_exists"),
+        AccessError::TokenNotFound(_) => (StatusCode::NOT_FOUND, "token_not_found"),
+    }
+}
+
+fn ingest(e: &IngestError) -> (StatusCode, &'static str) {
+    use IngestError as I;
+    match e {
+        I::UnsupportedType(_) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_package_type",
+        ),
+        I::InvalidPackage(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_package"),
+        I::DigestMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "digest_mismatch"),
+        I::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large"),
+        I::InvalidFilename(_) => (StatusCode::BAD_REQUEST, "invalid_filename"),
+        I::UploadAborted(_) => (StatusCode::BAD_REQUEST, "upload_aborted"),
+        I::UploadIdle { .. } => (StatusCode::REQUEST_TIMEOUT, "upload_timeout"),
+        I::NevraConflict { .. } => (StatusCode::CONFLICT, "package_exists"),
+        I::PoolConflict { .. } => (StatusCode::CONFLICT, "pool_path_taken"),
+        I::NotEntryChannel { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "not_entry_channel"),
+    }
+}
+
+fn promotion(e: &PromotionError) -> (StatusCode, &'static str) {
+    match e {
+        PromotionError::NotAllowed(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "promotion_not_allowed")
+        }
+        PromotionError::Held(_) => (StatusCode::CONFLICT, "package_held"),
+        PromotionError::Discarded(_) => (StatusCode::GONE, "package_discarded"),
+    }
+}
+
+/// `None`: the server's own fault (500, details in the log only).
+fn publish(e: &PublishError) -> Option<(StatusCode, &'static str)> {
+    Some(match e {
+        PublishError::Frozen { .. } => (StatusCode::LOCKED, "channel_frozen"),
+        PublishError::LeftSource { .. } => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "promotion_not_allowed")
+        }
+        PublishError::Contention => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+        PublishError::DuplicatePackage
+        | PublishError::Signing(_)
+        | PublishError::Publication(_) => return None,
+    })
+}
+
+fn webhook(e: &WebhookError) -> (StatusCode, &'static str) {
+    match e {
+        WebhookError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        WebhookError::NameTaken(_) => (StatusCode::CONFLICT, "webhook_exists"),
     }
 }
 
@@ -189,6 +238,10 @@ pub fn path_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::error::{
+        AccessError as A, IngestError as I, LookupError as L, PromotionError as P,
+        PublishError as Pb, WebhookError as W,
+    };
     use crate::service::ServiceError as E;
 
     fn mapped(e: E) -> (u16, &'static str) {
@@ -203,56 +256,84 @@ mod tests {
         let s = || "x".to_string();
         let full = || std::io::Error::from_raw_os_error(28);
         let cases: Vec<(E, u16, &str)> = vec![
-            (E::PackageNotFound(s()), 404, "package_not_found"),
-            (E::ChannelNotFound(s()), 404, "channel_not_found"),
-            (E::RevisionNotFound(s(), 3), 404, "revision_not_found"),
-            (E::Ambiguous(s()), 409, "ambiguous_package"),
+            (L::PackageNotFound(s()).into(), 404, "package_not_found"),
+            (L::ChannelNotFound(s()).into(), 404, "channel_not_found"),
             (
-                E::NevraConflict {
+                L::RevisionNotFound(s(), 3).into(),
+                404,
+                "revision_not_found",
+            ),
+            (L::Ambiguous(s()).into(), 409, "ambiguous_package"),
+            (L::NotFound(s()).into(), 404, "not_found"),
+            (A::Unauthenticated(s()).into(), 401, "unauthenticated"),
+            (A::Forbidden(s()).into(), 403, "forbidden"),
+            (A::TokenExists(s()).into(), 409, "token_exists"),
+            (A::TokenNotFound(s()).into(), 404, "token_not_found"),
+            (
+                I::UnsupportedType(s()).into(),
+                415,
+                "unsupported_package_type",
+            ),
+            (I::InvalidPackage(s()).into(), 422, "invalid_package"),
+            (I::DigestMismatch(s()).into(), 422, "digest_mismatch"),
+            (I::TooLarge { limit: 1 }.into(), 413, "upload_too_large"),
+            (I::InvalidFilename(s()).into(), 400, "invalid_filename"),
+            (I::UploadAborted(s()).into(), 400, "upload_aborted"),
+            (I::UploadIdle { secs: 1 }.into(), 408, "upload_timeout"),
+            (
+                I::NevraConflict {
                     name: s(),
                     evr: s(),
                     arch: s(),
                     existing: s(),
-                },
+                }
+                .into(),
                 409,
                 "package_exists",
             ),
             (
-                E::PoolConflict {
+                I::PoolConflict {
                     path: s(),
                     existing: s(),
-                },
+                }
+                .into(),
                 409,
                 "pool_path_taken",
             ),
             (
-                E::Frozen {
+                I::NotEntryChannel {
+                    channel: s(),
+                    entry: s(),
+                }
+                .into(),
+                422,
+                "not_entry_channel",
+            ),
+            (P::NotAllowed(s()).into(), 422, "promotion_not_allowed"),
+            (P::Held(s()).into(), 409, "package_held"),
+            (P::Discarded(s()).into(), 410, "package_discarded"),
+            (
+                Pb::Frozen {
                     channel: s(),
                     by: s(),
                     reason: s(),
-                },
+                }
+                .into(),
                 423,
                 "channel_frozen",
             ),
-            (E::Held(s()), 409, "package_held"),
-            (E::NotFound(s()), 404, "not_found"),
-            (E::Discarded(s()), 410, "package_discarded"),
-            (E::Unauthenticated(s()), 401, "unauthenticated"),
-            (E::Forbidden(s()), 403, "forbidden"),
-            (E::TokenExists(s()), 409, "token_exists"),
-            (E::TokenNotFound(s()), 404, "token_not_found"),
-            (E::UnsupportedType(s()), 415, "unsupported_package_type"),
-            (E::InvalidPackage(s()), 422, "invalid_package"),
-            (E::DigestMismatch(s()), 422, "digest_mismatch"),
-            (E::TooLarge { limit: 1 }, 413, "upload_too_large"),
-            (E::InvalidFilename(s()), 400, "invalid_filename"),
+            (
+                Pb::LeftSource { channel: s() }.into(),
+                422,
+                "promotion_not_allowed",
+            ),
+            (Pb::Contention.into(), 503, "busy"),
+            (Pb::DuplicatePackage.into(), 500, "internal_error"),
+            (Pb::Signing(s()).into(), 500, "internal_error"),
+            (Pb::Publication(s()).into(), 500, "internal_error"),
+            (W::NotFound(1).into(), 404, "not_found"),
+            (W::NameTaken(s()).into(), 409, "webhook_exists"),
             (E::BadRequest(s()), 400, "bad_request"),
-            (E::NotAllowed(s()), 422, "promotion_not_allowed"),
-            (E::UploadAborted(s()), 400, "upload_aborted"),
-            (E::UploadIdle { secs: 1 }, 408, "upload_timeout"),
-            (E::Contention, 503, "busy"),
-            (E::Signing(s()), 500, "internal_error"),
-            (E::Publication(s()), 500, "internal_error"),
             (E::Internal(s()), 500, "internal_error"),
             (
                 E::Db(crate::db::DbError::Query(

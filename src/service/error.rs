@@ -2,9 +2,42 @@ use crate::db::DbError;
 use crate::formats::rpm::RpmError;
 use crate::store::StoreError;
 
-/// Failures of the domain layer. The HTTP edge maps each to a status and code.
+/// Failures of the service layer: one enum per domain, the request's own
+/// mistakes, and the server's faults. The HTTP edge maps every variant to a
+/// status and a stable code, once (`http/error.rs`, pinned by a test there).
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Promotion(#[from] PromotionError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
+    /// A value in the request is wrong (a blank reason, a bad time, an
+    /// invalid policy or token request).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A bug of ours: a panic in a request's work, caught and logged, or
+    /// stored data we cannot read back.
+    #[error("internal failure: {0}")]
+    Internal(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The catalog: what a request names does not exist, or names several.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
     #[error("package {0:?} not found")]
     PackageNotFound(String),
     #[error("channel {0:?} not found")]
@@ -13,27 +46,14 @@ pub enum ServiceError {
     RevisionNotFound(String, i32),
     #[error("{0}")]
     Ambiguous(String),
-    #[error("{name}-{evr}.{arch} already exists as a different file ({existing}); a build is never replaced")]
-    NevraConflict {
-        name: String,
-        evr: String,
-        arch: String,
-        existing: String,
-    },
-    #[error("the apt pool path {path} is taken by a different file ({existing}); Debian file names carry no epoch, so builds differing only in epoch cannot share a pool")]
-    PoolConflict { path: String, existing: String },
-    #[error("channel {channel:?} is frozen by {by}: {reason}")]
-    Frozen {
-        channel: String,
-        by: String,
-        reason: String,
-    },
-    #[error("{0}")]
-    Held(String),
+    /// Anything else that is not there (a file, an event, a name's latest build).
     #[error("{0}")]
     NotFound(String),
-    #[error("{0}")]
-    Discarded(String),
+}
+
+/// Access: who the caller is and what its token may do.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
@@ -42,6 +62,11 @@ pub enum ServiceError {
     TokenExists(String),
     #[error("no live token named {0:?}")]
     TokenNotFound(String),
+}
+
+/// Ingest: an upload that is refused, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
     #[error("unsupported package type: {0}")]
     UnsupportedType(String),
     #[error("invalid package: {0}")]
@@ -52,31 +77,67 @@ pub enum ServiceError {
     TooLarge { limit: u64 },
     #[error("{0}")]
     InvalidFilename(String),
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    NotAllowed(String),
     #[error("upload interrupted: {0}")]
     UploadAborted(String),
     #[error("the upload sent nothing for {secs} s and was dropped; nothing was stored")]
     UploadIdle { secs: u64 },
+    #[error("{name}-{evr}.{arch} already exists as a different file ({existing}); a build is never replaced")]
+    NevraConflict {
+        name: String,
+        evr: String,
+        arch: String,
+        existing: String,
+    },
+    #[error("the apt pool path {path} is taken by a different file ({existing}); Debian file names carry no epoch, so builds differing only in epoch cannot share a pool")]
+    PoolConflict { path: String, existing: String },
+    #[error("uploads go into {entry:?}, the first channel; {channel:?} is reached by promotion")]
+    NotEntryChannel { channel: String, entry: String },
+}
+
+/// Promotion: a move between channels that the rules refuse.
+#[derive(Debug, thiserror::Error)]
+pub enum PromotionError {
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("{0}")]
+    Held(String),
+    #[error("{0}")]
+    Discarded(String),
+}
+
+/// Publication: a change that could not be committed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("channel {channel:?} is frozen by {by}: {reason}")]
+    Frozen {
+        channel: String,
+        by: String,
+        reason: String,
+    },
+    #[error("the build left {channel:?} while it was being promoted")]
+    LeftSource { channel: String },
     #[error("another publication of the same channel kept winning; try again")]
     Contention,
+    /// A package row of the change exists already: a concurrent identical
+    /// upload won. Only ingest adds packages and handles this; elsewhere it
+    /// is a bug.
+    #[error("a package of this change was inserted concurrently")]
+    DuplicatePackage,
     #[error("signing failed: {0}")]
     Signing(String),
-    /// A bug of ours: a panic in a request's work, caught and logged.
-    #[error("internal failure: {0}")]
-    Internal(String),
-    /// Our own fault while rendering a revision (a worker thread panicked, or
-    /// stored metadata is missing).
+    /// Our own fault while rendering a revision (a worker thread panicked,
+    /// or stored metadata is missing).
     #[error("publication failed: {0}")]
     Publication(String),
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
+}
+
+/// Webhook subscriptions.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("no webhook {0}")]
+    NotFound(i64),
+    #[error("a webhook named {0:?} exists already")]
+    NameTaken(String),
 }
 
 impl ServiceError {
@@ -111,13 +172,13 @@ impl From<diesel::result::Error> for ServiceError {
 impl From<RpmError> for ServiceError {
     fn from(e: RpmError) -> Self {
         match e {
-            RpmError::NotRpm => ServiceError::UnsupportedType("not an RPM".into()),
-            RpmError::Malformed(m) => ServiceError::InvalidPackage(m),
+            RpmError::NotRpm => IngestError::UnsupportedType("not an RPM".into()).into(),
+            RpmError::Malformed(m) => IngestError::InvalidPackage(m).into(),
             e @ (RpmError::PayloadDigest { .. } | RpmError::HeaderDigest) => {
-                ServiceError::DigestMismatch(e.to_string())
+                IngestError::DigestMismatch(e.to_string()).into()
             }
             RpmError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                ServiceError::InvalidPackage("the file is truncated".into())
+                IngestError::InvalidPackage("the file is truncated".into()).into()
             }
             RpmError::Io(e) => ServiceError::Io(e),
         }

@@ -26,6 +26,7 @@ pub use error::ServiceError;
 
 use crate::config::Config;
 use crate::db::{Pool, PooledConn};
+use crate::service::error::{AccessError, LookupError};
 use crate::store::BlobStore;
 
 /// Everything a service call needs; cheap to clone into blocking closures.
@@ -59,7 +60,7 @@ impl Ctx {
             .channels
             .iter()
             .position(|c| c == name)
-            .ok_or_else(|| ServiceError::ChannelNotFound(name.to_string()))
+            .ok_or_else(|| LookupError::ChannelNotFound(name.to_string()).into())
     }
 
     /// Whether `actor` may read `channel`: through its token, or because the
@@ -118,12 +119,13 @@ impl Actor {
     /// One wording for both: "`action` needs a token with `needs`".
     pub fn denied(&self, action: &str, needs: &str) -> ServiceError {
         if self.authenticated {
-            ServiceError::Forbidden(format!(
+            AccessError::Forbidden(format!(
                 "{action} needs a token with {needs}; token {:?} has not got it",
                 self.name
             ))
+            .into()
         } else {
-            ServiceError::Unauthenticated(format!("{action} needs a token with {needs}"))
+            AccessError::Unauthenticated(format!("{action} needs a token with {needs}")).into()
         }
     }
 

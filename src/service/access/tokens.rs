@@ -14,6 +14,7 @@ use crate::db::schema::tokens;
 use crate::db::{is_unique_violation, DbConnection};
 use crate::service::access::{self, Grants, Permission};
 use crate::service::catalog::views::rfc3339;
+use crate::service::error::AccessError;
 use crate::service::{Actor, ServiceError};
 
 /// The token name `FORKLIFT_ADMIN_TOKEN` and the first start use.
@@ -172,14 +173,14 @@ fn insert(
         created_by: actor.name.clone(),
         expires_at,
     };
-    let row = crate::db::write_transaction(conn, |conn| {
+    let row = crate::db::write_transaction::<_, ServiceError, _>(conn, |conn| {
         match diesel::insert_into(tokens::table)
             .values(&new)
             .execute(conn)
         {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => {
-                return Err(ServiceError::TokenExists(req.name.clone()))
+                return Err(AccessError::TokenExists(req.name.clone()).into());
             }
             Err(e) => return Err(e.into()),
         }
@@ -224,7 +225,7 @@ pub fn revoke(
         .set(tokens::revoked_at.eq(Some(now)))
         .execute(conn)?;
         if n == 0 {
-            return Err(ServiceError::TokenNotFound(name.to_string()));
+            return Err(AccessError::TokenNotFound(name.to_string()).into());
         }
         admin_event(
             conn,
@@ -253,20 +254,18 @@ pub fn authenticate(
     // The lookup is by hash, so timing reveals nothing about the secret; the
     // comparison is constant-time all the same.
     let Some(row) = row.filter(|r| access::constant_time_eq(&r.token_hash, &hash)) else {
-        return Err(ServiceError::Unauthenticated("unknown token".into()));
+        return Err(AccessError::Unauthenticated("unknown token".into()).into());
     };
     if row.revoked_at.is_some() {
-        return Err(ServiceError::Unauthenticated(format!(
-            "token {:?} has been revoked",
-            row.name
-        )));
+        return Err(
+            AccessError::Unauthenticated(format!("token {:?} has been revoked", row.name)).into(),
+        );
     }
     let t = now;
     if row.expires_at.is_some_and(|e| e <= t) {
-        return Err(ServiceError::Unauthenticated(format!(
-            "token {:?} has expired",
-            row.name
-        )));
+        return Err(
+            AccessError::Unauthenticated(format!("token {:?} has expired", row.name)).into(),
+        );
     }
     if row
         .last_used_at

@@ -11,6 +11,7 @@ use crate::db::models::*;
 use crate::db::schema::*;
 use crate::db::DbConnection;
 use crate::service::catalog::views::*;
+use crate::service::error::LookupError;
 use crate::service::{Actor, Ctx, ServiceError};
 
 fn channel_view(
@@ -166,7 +167,7 @@ pub fn revision_detail(
         .select(RevisionRow::as_select())
         .first(&mut conn)
         .optional()?
-        .ok_or_else(|| ServiceError::RevisionNotFound(name.to_string(), number))?;
+        .ok_or_else(|| LookupError::RevisionNotFound(name.to_string(), number))?;
     let ids = members_at(&mut conn, name, number)?;
     let packages = package_views(ctx, &mut conn, ids, actor)?;
     Ok(RevisionDetail {
@@ -192,7 +193,7 @@ pub fn diff(
             .first::<i32>(&mut conn)
             .optional()?;
         if exists.is_none() {
-            return Err(ServiceError::RevisionNotFound(name.to_string(), n));
+            return Err(LookupError::RevisionNotFound(name.to_string(), n).into());
         }
     }
     let a = members_at(&mut conn, name, from)?;
@@ -244,9 +245,10 @@ pub fn latest(
     }
     let found: Vec<(PackageSummary, Option<String>)> = q.load(&mut conn)?;
     let Some((best, pool)) = found.into_iter().max_by(|a, b| by_version(&a.0, &b.0)) else {
-        return Err(ServiceError::NotFound(format!(
+        return Err(LookupError::NotFound(format!(
             "channel {channel:?} holds no build of {name:?}"
-        )));
+        ))
+        .into());
     };
     let base = &ctx.config.base_url;
     let download_url = match pool {

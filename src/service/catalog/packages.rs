@@ -10,6 +10,7 @@ use crate::db::models::*;
 use crate::db::schema::*;
 use crate::db::DbConnection;
 use crate::service::catalog::views::{EventView, PackageDetail, PackageView};
+use crate::service::error::LookupError;
 use crate::service::{Actor, Ctx, ServiceError};
 
 /// Where a package file is served inside any channel's yum repository.
@@ -179,7 +180,7 @@ pub fn detail(ctx: &Ctx, id: &str, actor: &Actor) -> Result<PackageDetail, Servi
                 "read access to a channel that holds it",
             ));
         }
-        return Err(ServiceError::PackageNotFound(id.to_string()));
+        return Err(LookupError::PackageNotFound(id.to_string()).into());
     }
     let history: Vec<EventView> = events::table
         .filter(events::package_id.eq(&p.id))

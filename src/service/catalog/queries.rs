@@ -10,6 +10,7 @@ use crate::db::models::*;
 use crate::db::schema::*;
 use crate::db::DbConnection;
 use crate::policy::{Note, Policy, PolicySpec};
+use crate::service::error::LookupError;
 use crate::service::ServiceError;
 
 /// A build's place in version order: name, arch and kind, then the version
@@ -71,11 +72,12 @@ pub fn resolve(conn: &mut DbConnection, id: &str) -> Result<PackageSummary, Serv
         .limit(2)
         .load(conn)?;
     match by_name.len() {
-        0 => Err(ServiceError::PackageNotFound(id.to_string())),
+        0 => Err(LookupError::PackageNotFound(id.to_string()).into()),
         1 => Ok(by_name.remove(0)),
-        _ => Err(ServiceError::Ambiguous(format!(
+        _ => Err(LookupError::Ambiguous(format!(
             "{id:?} names more than one build (they differ in epoch); use the sha256 id"
-        ))),
+        ))
+        .into()),
     }
 }
 
@@ -158,8 +160,9 @@ pub fn load_policy(
     match spec {
         None => Ok(Policy::default_for(channel, channels)),
         Some(text) => {
-            let spec: PolicySpec = serde_json::from_str(&text)
-                .map_err(|e| ServiceError::BadRequest(format!("stored policy: {e}")))?;
+            let spec: PolicySpec = serde_json::from_str(&text).map_err(|e| {
+                ServiceError::Internal(format!("stored policy of {channel:?}: {e}"))
+            })?;
             Policy::from_spec(channel, &spec, channels)
                 .map_err(|e| ServiceError::BadRequest(e.to_string()))
         }

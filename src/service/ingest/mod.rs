@@ -13,6 +13,7 @@ use crate::db::DbConnection;
 use crate::service::catalog::packages::view;
 use crate::service::catalog::queries::{current_channels, find_by_id, summary_by_id};
 use crate::service::catalog::views::PackageView;
+use crate::service::error::{IngestError, LookupError, PromotionError, PublishError};
 use crate::service::publish::{commit, Change, ChannelOp, PendingEvent};
 use crate::service::{Actor, Ctx, ServiceError};
 use parse::parse_upload;
@@ -95,8 +96,8 @@ pub fn ingest(
         ..Change::default()
     };
     match commit(ctx, change, actor) {
-        Ok(Ok(_)) => {}
-        Ok(Err(_duplicate)) => {
+        Ok(_) => {}
+        Err(ServiceError::Publish(PublishError::DuplicatePackage)) => {
             // A concurrent upload won the race. Same bytes: fine, return it. Same
             // identity with other bytes: that one is the build, ours is refused.
             let mut conn = ctx.conn()?;
@@ -111,7 +112,7 @@ pub fn ingest(
             if let Some(err) = pool_conflict(&mut conn, &row)? {
                 return Err(err);
             }
-            return Err(ServiceError::Contention);
+            return Err(PublishError::Contention.into());
         }
         Err(e) => {
             remove_orphan_blob(ctx, &sha);
@@ -119,8 +120,8 @@ pub fn ingest(
         }
     }
     let mut conn = ctx.conn()?;
-    let summary = summary_by_id(&mut conn, &sha)?
-        .ok_or_else(|| ServiceError::PackageNotFound(sha.clone()))?;
+    let summary =
+        summary_by_id(&mut conn, &sha)?.ok_or_else(|| LookupError::PackageNotFound(sha.clone()))?;
     Ok(Ingested {
         package: view(&mut conn, ctx, summary, actor)?,
         created: true,
@@ -136,11 +137,12 @@ fn already_stored(
     actor: &Actor,
 ) -> Result<Ingested, ServiceError> {
     if existing.discarded_at.is_some() {
-        return Err(ServiceError::Discarded(format!(
+        return Err(PromotionError::Discarded(format!(
             "{} was discarded ({}); a discarded build is never taken back",
             existing.filename,
             existing.discard_reason.as_deref().unwrap_or("")
-        )));
+        ))
+        .into());
     }
     if let Some(c) = channel {
         add_existing_to_entry(ctx, &existing, &c, actor)?;
@@ -153,7 +155,7 @@ fn already_stored(
 }
 
 fn identity_conflict(row: &PackageRow, existing: String) -> ServiceError {
-    ServiceError::NevraConflict {
+    IngestError::NevraConflict {
         name: row.name.clone(),
         evr: if row.release.is_empty() {
             format!("{}:{}", row.epoch, row.version)
@@ -163,6 +165,7 @@ fn identity_conflict(row: &PackageRow, existing: String) -> ServiceError {
         arch: row.arch.clone(),
         existing,
     }
+    .into()
 }
 
 /// Debian pool file names carry no epoch, so `1:2.0-1` and `2.0-1` of one
@@ -179,9 +182,12 @@ fn pool_conflict(
         .select(packages::id)
         .first(conn)
         .optional()?;
-    Ok(existing.map(|existing| ServiceError::PoolConflict {
-        path: path.clone(),
-        existing,
+    Ok(existing.map(|existing| {
+        IngestError::PoolConflict {
+            path: path.clone(),
+            existing,
+        }
+        .into()
     }))
 }
 
@@ -224,10 +230,11 @@ fn remove_orphan_blob(ctx: &Ctx, sha: &str) {
 pub fn check_entry_channel(ctx: &Ctx, channel: &str) -> Result<(), ServiceError> {
     let idx = ctx.channel_index(channel)?;
     if idx != 0 {
-        return Err(ServiceError::NotAllowed(format!(
-            "uploads go into {:?}, the first channel; {channel:?} is reached by promotion",
-            ctx.config.channels[0]
-        )));
+        return Err(IngestError::NotEntryChannel {
+            channel: channel.to_string(),
+            entry: ctx.config.channels[0].clone(),
+        }
+        .into());
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use crate::formats::deb::{read_deb, DebError, AR_MAGIC};
 use crate::formats::rpm::{read_rpm, RPM_MAGIC};
 use crate::formats::yum::{render_fragments, FileFacts};
 use crate::service::catalog::packages::rpm_location;
+use crate::service::error::IngestError;
 use crate::service::ServiceError;
 
 /// Recognises the upload by its magic bytes, validates it and renders its
@@ -101,19 +102,17 @@ pub(super) fn parse_upload(
             pool_path: Some(pool_path),
         })
     } else {
-        Err(ServiceError::UnsupportedType(
-            "the file is neither an RPM nor a .deb".into(),
-        ))
+        Err(IngestError::UnsupportedType("the file is neither an RPM nor a .deb".into()).into())
     }
 }
 
 fn deb_error(e: DebError) -> ServiceError {
     match e {
         DebError::NotDeb => {
-            ServiceError::UnsupportedType("an ar archive, but not a Debian package".into())
+            IngestError::UnsupportedType("an ar archive, but not a Debian package".into()).into()
         }
         DebError::Io(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => ServiceError::Io(e),
-        other => ServiceError::InvalidPackage(other.to_string()),
+        other => IngestError::InvalidPackage(other.to_string()).into(),
     }
 }
 

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
+use crate::service::error::IngestError;
 use crate::service::{Actor, Ctx, ServiceError};
 
 /// A fully received upload, not yet validated or visible anywhere.
@@ -29,9 +30,9 @@ pub fn check_client_name(name: &str) -> Result<(), ServiceError> {
         || name.starts_with('.')
         || name.chars().any(char::is_control);
     if bad {
-        Err(ServiceError::InvalidFilename(format!(
+        Err(IngestError::InvalidFilename(format!(
             "file name {name:?} is not allowed: no '/', '\\', '..', leading '.' or control characters"
-        )))
+        )).into())
     } else {
         Ok(())
     }
@@ -57,9 +58,10 @@ pub fn admit(ctx: &Ctx, a: &Announced<'_>) -> Result<(), ServiceError> {
         super::check_entry_channel(ctx, c)?;
     }
     match a.declared_len {
-        Some(n) if n > ctx.config.max_upload_bytes => Err(ServiceError::TooLarge {
+        Some(n) if n > ctx.config.max_upload_bytes => Err(IngestError::TooLarge {
             limit: ctx.config.max_upload_bytes,
-        }),
+        }
+        .into()),
         _ => Ok(()),
     }
 }
@@ -93,15 +95,16 @@ where
     let idle = ctx.config.upload_idle_timeout;
     loop {
         let Ok(next) = tokio::time::timeout(idle, body.next()).await else {
-            return Err(ServiceError::UploadIdle {
+            return Err(IngestError::UploadIdle {
                 secs: idle.as_secs(),
-            });
+            }
+            .into());
         };
         let Some(chunk) = next else { break };
-        let chunk = chunk.map_err(|e| ServiceError::UploadAborted(e.to_string()))?;
+        let chunk = chunk.map_err(|e| IngestError::UploadAborted(e.to_string()))?;
         size += chunk.len() as u64;
         if size > limit {
-            return Err(ServiceError::TooLarge { limit });
+            return Err(IngestError::TooLarge { limit }.into());
         }
         hasher.update(&chunk);
         tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await?;

@@ -16,6 +16,7 @@ use crate::policy::{blockers, Blocker, BuildFacts, Note, Policy};
 use crate::service::catalog::packages::view;
 use crate::service::catalog::queries::{by_version, frozen, held, load_policy, rejections_for};
 use crate::service::catalog::views::{rfc3339, PackageView};
+use crate::service::error::PublishError;
 use crate::service::publish::{commit, Change, ChannelOp, PendingEvent};
 use crate::service::{Actor, Ctx, ServiceError};
 
@@ -250,13 +251,12 @@ pub fn auto_promote(ctx: &Ctx, policy: &Policy) -> Result<AutoRun, ServiceError>
         ..Actor::system()
     };
     match commit(ctx, change, &actor) {
-        Ok(Ok(c)) => {
+        Ok(c) => {
             run.revision = c.revisions.get(&policy.channel).copied();
             run.promoted = chosen.into_iter().map(|p| p.filename).collect();
         }
-        Ok(Err(_)) => return Err(ServiceError::Contention),
         // Frozen between the check and the commit: nothing moves.
-        Err(ServiceError::Frozen { .. }) => run.frozen = true,
+        Err(ServiceError::Publish(PublishError::Frozen { .. })) => run.frozen = true,
         Err(e) => return Err(e),
     }
     Ok(run)

@@ -196,7 +196,7 @@ pub fn discard(
             discard: Some((p.id.clone(), reason.clone())),
             ..Change::default()
         };
-        commit(ctx, change, actor)?.map_err(|_| ServiceError::Contention)?;
+        commit(ctx, change, actor)?;
         ctx.pieces.forget(&p.id);
         // After the commit: a crash here leaves a file no row needs, which the
         // startup sweep removes.

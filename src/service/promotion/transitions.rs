@@ -12,6 +12,7 @@ use crate::service::catalog::channels::builds;
 use crate::service::catalog::packages::view;
 use crate::service::catalog::queries::{by_version, current_channels, held, load_policy, resolve};
 use crate::service::catalog::views::*;
+use crate::service::error::PromotionError;
 use crate::service::publish::{commit, Change, ChannelOp, PendingEvent, Reject};
 use crate::service::{Actor, Ctx, ServiceError};
 
@@ -26,10 +27,11 @@ fn manual_gate(
     force: bool,
 ) -> Result<(), ServiceError> {
     if p.discarded_at.is_some() {
-        return Err(ServiceError::Discarded(format!(
+        return Err(PromotionError::Discarded(format!(
             "{} was discarded; it cannot be promoted",
             p.filename
-        )));
+        ))
+        .into());
     }
     let policy = load_policy(conn, &ctx.config.channels, to)?;
     let entry_upload = ctx.channel_index(to)? == 0 && actor.grants.may_upload();
@@ -40,10 +42,10 @@ fn manual_gate(
     }
     if let Some(h) = held(p) {
         if !(force && actor.grants.is_admin()) {
-            return Err(ServiceError::Held(format!(
+            return Err(PromotionError::Held(format!(
                 "{} is held by {} ({}); promoting it by hand needs \"force\": true and admin rights",
                 p.filename, h.by, h.reason
-            )));
+            )).into());
         }
     }
     Ok(())
@@ -73,23 +75,25 @@ pub fn promote(
         });
     }
     let Some(source) = idx.checked_sub(1).map(|i| ctx.config.channels[i].clone()) else {
-        return Err(ServiceError::NotAllowed(format!(
+        return Err(PromotionError::NotAllowed(format!(
             "{to:?} is the first channel; builds enter it by upload, not promotion"
-        )));
+        ))
+        .into());
     };
     if held.is_empty() && ctx.channel_index(&source)? == 0 {
         // The usual first-hour slip: an upload without `?channel=`.
-        return Err(ServiceError::NotAllowed(format!(
+        return Err(PromotionError::NotAllowed(format!(
             "{} is in no channel yet: add it to {source:?} first, by uploading it again \
              with ?channel={source} (the same bytes are not stored twice)",
             p.filename
-        )));
+        ))
+        .into());
     }
     if !held.contains(&source) {
-        return Err(ServiceError::NotAllowed(format!(
+        return Err(PromotionError::NotAllowed(format!(
             "{} is not in {source:?}; promotion to {to:?} only comes from {source:?} (levels are never skipped)",
             p.filename
-        )));
+        )).into());
     }
     let change = Change {
         summary: format!("promote {} from {source} to {to}", p.filename),
@@ -109,7 +113,7 @@ pub fn promote(
         }],
         ..Change::default()
     };
-    let committed = commit(ctx, change, actor)?.map_err(|_| ServiceError::Contention)?;
+    let committed = commit(ctx, change, actor)?;
     let mut conn = ctx.conn()?;
     Ok(ChangeResult {
         package: view(&mut conn, ctx, p, actor)?,
@@ -145,10 +149,9 @@ pub fn demote(
         .cloned()
         .collect();
     if !held.iter().any(|c| c == from) {
-        return Err(ServiceError::NotAllowed(format!(
-            "{} is not in {from:?}",
-            p.filename
-        )));
+        return Err(
+            PromotionError::NotAllowed(format!("{} is not in {from:?}", p.filename)).into(),
+        );
     }
     // A demotion changes every later channel holding the build too, and
     // records a rejection for every later channel (automatic promotion never
@@ -217,7 +220,7 @@ pub fn demote(
         rejections,
         ..Change::default()
     };
-    let committed = commit(ctx, change, actor)?.map_err(|_| ServiceError::Contention)?;
+    let committed = commit(ctx, change, actor)?;
     let mut conn = ctx.conn()?;
     let mut fb = BTreeMap::new();
     for (c, best) in fell_back_to {
@@ -297,10 +300,11 @@ pub fn promote_many(
     drop(conn);
     if let (Some(s), false) = (&source, missing.is_empty()) {
         missing.truncate(20);
-        return Err(ServiceError::NotAllowed(format!(
+        return Err(PromotionError::NotAllowed(format!(
             "not in {s:?}, so they cannot be promoted to {to:?}: {}",
             missing.join(", ")
-        )));
+        ))
+        .into());
     }
     if added.is_empty() {
         return Ok(BulkResult {
@@ -335,7 +339,7 @@ pub fn promote_many(
             .collect(),
         ..Change::default()
     };
-    let committed = commit(ctx, change, actor)?.map_err(|_| ServiceError::Contention)?;
+    let committed = commit(ctx, change, actor)?;
     Ok(BulkResult {
         channel: to.to_string(),
         revision: committed.revisions.get(to).copied(),

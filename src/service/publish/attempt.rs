@@ -8,11 +8,12 @@ use bytes::Bytes;
 use diesel::prelude::*;
 
 use super::render::render_channel;
-use super::{Change, CommitResult, Committed, DuplicatePackage, PendingEvent};
+use super::{Change, CommitResult, Committed, PendingEvent};
 use crate::db::models::*;
 use crate::db::schema::*;
 use crate::db::{is_unique_violation, DbConnection};
 use crate::service::catalog::queries::{frozen, head_revision, open_members};
+use crate::service::error::PublishError;
 use crate::service::{Actor, Clock, Ctx, ServiceError};
 
 /// Why a commit attempt did not go through.
@@ -76,13 +77,13 @@ pub(super) fn commit_locked(ctx: &Ctx, change: &Change, actor: &Actor) -> Commit
     let mut conn = ctx.conn()?;
     for _ in 0..MAX_ATTEMPTS {
         match attempt(ctx, &mut conn, change, actor) {
-            Ok(c) => return Ok(Ok(c)),
+            Ok(c) => return Ok(c),
             Err(Attempt::Lost) => continue,
-            Err(Attempt::Duplicate) => return Ok(Err(DuplicatePackage)),
+            Err(Attempt::Duplicate) => return Err(PublishError::DuplicatePackage.into()),
             Err(Attempt::Failed(e)) => return Err(e),
         }
     }
-    Err(ServiceError::Contention)
+    Err(PublishError::Contention.into())
 }
 
 struct Planned {
@@ -218,11 +219,14 @@ fn store_files(
 
 fn refuse_if_frozen(conn: &mut DbConnection, channel: &str) -> Result<(), Attempt> {
     match frozen(conn, channel)? {
-        Some(f) => Err(Attempt::Failed(ServiceError::Frozen {
-            channel: channel.to_string(),
-            by: f.by,
-            reason: f.reason,
-        })),
+        Some(f) => Err(Attempt::Failed(
+            PublishError::Frozen {
+                channel: channel.to_string(),
+                by: f.by,
+                reason: f.reason,
+            }
+            .into(),
+        )),
         None => Ok(()),
     }
 }
@@ -282,9 +286,12 @@ fn still_in_source(conn: &mut DbConnection, source: &str, ids: &[String]) -> Res
             .first::<String>(conn)
             .optional()?;
         if still_there.is_none() {
-            return Err(Attempt::Failed(ServiceError::NotAllowed(format!(
-                "the build left {source:?} while it was being promoted"
-            ))));
+            return Err(Attempt::Failed(
+                PublishError::LeftSource {
+                    channel: source.to_string(),
+                }
+                .into(),
+            ));
         }
     }
     Ok(())

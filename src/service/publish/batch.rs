@@ -75,9 +75,9 @@ pub(super) fn commit_batch(ctx: &Ctx, batch: Vec<Entry>) {
     for group in groups {
         if group.len() > 1 {
             let joint = join(&group);
-            if let Ok(Ok(done)) = commit_locked(ctx, &joint, &group[0].actor) {
+            if let Ok(done) = commit_locked(ctx, &joint, &group[0].actor) {
                 for e in &group {
-                    *e.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(Ok(Ok(done.clone())));
+                    *e.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(Ok(done.clone()));
                 }
                 continue;
             }

@@ -26,6 +26,7 @@ use batch::{batch_key, commit_alone, commit_batch, take, Entry};
 pub use rules::{mark_discarded, record_rejection};
 
 use crate::db::models::*;
+use crate::service::error::PublishError;
 use crate::service::{Actor, Ctx, ServiceError};
 
 /// Add and remove packages in one channel.
@@ -88,11 +89,8 @@ pub struct Committed {
     pub revisions: HashMap<String, i32>,
 }
 
-/// Error returned when a package in `Change::new_packages` already exists.
-pub struct DuplicatePackage;
-
 /// What a commit gives its caller.
-pub type CommitResult = Result<Result<Committed, DuplicatePackage>, ServiceError>;
+pub type CommitResult = Result<Committed, ServiceError>;
 
 /// Commits one change: its new revisions, memberships, package rows and
 /// events in one transaction, after rendering and storing every new file.
@@ -137,8 +135,6 @@ pub fn commit(ctx: &Ctx, change: Change, actor: &Actor) -> CommitResult {
     commit_batch(ctx, batch);
     // Empty only if the holder that took this change panicked.
     take(&slot).unwrap_or_else(|| {
-        Err(ServiceError::Publication(
-            "the publication this change joined failed".into(),
-        ))
+        Err(PublishError::Publication("the publication this change joined failed".into()).into())
     })
 }

@@ -23,6 +23,7 @@ use crate::db::DbConnection;
 use crate::formats::apt::{stanza_block_chunk, stanza_text};
 use crate::formats::gzchain::Chunk;
 use crate::formats::yum::{block_chunks, Chunks, Fragments};
+use crate::service::error::PublishError;
 use crate::service::ServiceError;
 
 /// Below this many chunks to compress, one thread does it.
@@ -198,7 +199,7 @@ impl<T> BlockCache<T> {
             .iter()
             .map(|k| {
                 inner.blocks.get(k).map(|e| e.0.clone()).ok_or_else(|| {
-                    ServiceError::Publication("a metadata block went missing".into())
+                    PublishError::Publication("a metadata block went missing".into()).into()
                 })
             })
             .collect();
@@ -436,7 +437,7 @@ fn compress_rpm_blocks(
         })?;
         for (&i, c) in missing.iter().zip(compressed) {
             let c = c.ok_or_else(|| {
-                ServiceError::Publication("a package's stored metadata is missing".into())
+                PublishError::Publication("a package's stored metadata is missing".into())
             })?;
             made.push((keys[i].clone(), c));
         }
@@ -469,7 +470,7 @@ fn parallel<I: Sync, O: Send>(
             // A lost part would shift every later chunk onto the wrong package.
             out.extend(
                 h.join().map_err(|_| {
-                    ServiceError::Publication("a compression thread panicked".into())
+                    PublishError::Publication("a compression thread panicked".into())
                 })?,
             );
         }

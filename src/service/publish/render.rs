@@ -13,6 +13,7 @@ use crate::formats::apt;
 use crate::formats::gzchain::Chunk;
 use crate::formats::yum::{assemble_repodata, Chunks};
 use crate::service::catalog::queries::by_version;
+use crate::service::error::PublishError;
 use crate::service::{Ctx, ServiceError};
 
 /// One published file of a revision: its path, bytes (shared between the
@@ -79,7 +80,7 @@ pub(super) fn render_channel(
         .rpm_chunks(conn, &latest_view, latest_seq, new_packages)?;
     let latest = (!latest_seq.is_empty()).then_some((latest_chunks, latest_seq.len()));
     let indexes = apt_indexes(ctx, channel, &rows)?;
-    let sign_err = |e: crate::signing::SigningError| ServiceError::Signing(e.to_string());
+    let sign_err = |e: crate::signing::SigningError| PublishError::Signing(e.to_string());
     // yum and apt are independent: one core each.
     let (yum, apt) = std::thread::scope(|s| {
         let yum = s.spawn(|| {
@@ -90,7 +91,7 @@ pub(super) fn render_channel(
         (yum.join(), apt)
     });
     let mut out = yum
-        .map_err(|_| ServiceError::Publication("yum rendering panicked".into()))?
+        .map_err(|_| PublishError::Publication("yum rendering panicked".into()))?
         .map_err(sign_err)?;
     out.extend(apt.map_err(sign_err)?);
     Ok(out)

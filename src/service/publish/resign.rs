@@ -95,8 +95,6 @@ fn republish(ctx: &Ctx, channel: &str, summary: String, actor: &Actor) -> Result
         }],
         ..Change::default()
     };
-    commit(ctx, change, actor)?.map_err(|_| {
-        ServiceError::Publication(format!("re-signing {channel} inserted a package"))
-    })?;
+    commit(ctx, change, actor)?;
     Ok(())
 }

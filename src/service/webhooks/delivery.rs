@@ -12,6 +12,7 @@ use crate::db::models::{AttemptRow, EventRow, NewEvent, WebhookRow};
 use crate::db::schema::*;
 use crate::db::DbConnection;
 use crate::service::catalog::views::rfc3339;
+use crate::service::error::LookupError;
 use crate::service::{Actor, Ctx, ServiceError};
 
 struct Outcome {
@@ -103,7 +104,7 @@ pub fn redeliver(
         .select(EventRow::as_select())
         .first(&mut conn)
         .optional()?
-        .ok_or_else(|| ServiceError::NotFound(format!("no event {event_id}")))?;
+        .ok_or_else(|| LookupError::NotFound(format!("no event {event_id}")))?;
     let ty = event_type(&e.kind).ok_or_else(|| {
         ServiceError::BadRequest(format!(
             "event {event_id} ({}) is not sent to webhooks",

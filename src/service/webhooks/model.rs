@@ -9,6 +9,7 @@ use crate::db::models::{AttemptRow, WebhookRow};
 use crate::db::schema::*;
 use crate::db::{is_unique_violation, DbConnection};
 use crate::service::catalog::views::rfc3339;
+use crate::service::error::WebhookError;
 use crate::service::{Actor, Ctx, ServiceError};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -160,9 +161,7 @@ fn insert(
         .execute(conn);
     match r {
         Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => Err(ServiceError::BadRequest(format!(
-            "a webhook named {name:?} exists already"
-        ))),
+        Err(e) if is_unique_violation(&e) => Err(WebhookError::NameTaken(name.to_string()).into()),
         Err(e) => Err(e.into()),
     }
 }
@@ -173,7 +172,7 @@ pub(super) fn by_id(conn: &mut DbConnection, id: i64) -> Result<WebhookRow, Serv
         .select(WebhookRow::as_select())
         .first(conn)
         .optional()?
-        .ok_or_else(|| ServiceError::NotFound(format!("no webhook {id}")))
+        .ok_or_else(|| WebhookError::NotFound(id).into())
 }
 
 pub fn create(ctx: &Ctx, req: &CreateWebhook, actor: &Actor) -> Result<WebhookView, ServiceError> {
