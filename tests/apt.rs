@@ -16,12 +16,6 @@ fn apt_available() -> bool {
     require_root("apt")
 }
 
-fn deb(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/debs")
-        .join(name)
-}
-
 const HELLO10: &str = "forklift-hello_1.0-1_amd64.deb";
 const HELLO11: &str = "forklift-hello_1.1-1_amd64.deb";
 const COMMON: &str = "forklift-common_1.0-1_all.deb";
@@ -126,7 +120,7 @@ fn apt_follows_promotion_and_demotion(b: Backend) {
         return;
     };
     for f in [HELLO10, COMMON, EPOCH] {
-        let r = upload(&srv, &deb(f), Some("qa"));
+        let r = upload(&srv, &deb_fixture(f), Some("qa"));
         assert_eq!(r.status, 201, "{f}: {}", r.text());
         assert_eq!(r.json()["kind"], "deb");
         for to in ["staging", "prod"] {
@@ -150,7 +144,7 @@ fn apt_follows_promotion_and_demotion(b: Backend) {
         .cmd("apt-get")
         .args(["download", "-q", "forklift-hello"]));
     let got = std::fs::read(apt.path("download").join(HELLO10)).expect("downloaded deb");
-    assert_eq!(got, std::fs::read(deb(HELLO10)).expect("fixture"));
+    assert_eq!(got, std::fs::read(deb_fixture(HELLO10)).expect("fixture"));
     let sim = run(apt.cmd("apt-get").args(["install", "-s", "forklift-hello"]));
     assert!(
         sim.contains("Inst forklift-hello (1.0-1 Forklift:prod"),
@@ -158,9 +152,7 @@ fn apt_follows_promotion_and_demotion(b: Backend) {
     );
 
     // A newer build reaches prod: apt sees it after update.
-    assert_eq!(upload(&srv, &deb(HELLO11), Some("qa")).status, 201);
-    assert_eq!(promote(&srv, HELLO11, "staging").status, 200);
-    assert_eq!(promote(&srv, HELLO11, "prod").status, 200);
+    upload_and_promote(&srv, &deb_fixture(HELLO11), &["staging", "prod"]);
     let (ok, out) = apt.update();
     assert!(ok, "{out}");
     assert_eq!(apt.candidate("forklift-hello"), "1.1-1");
@@ -228,7 +220,7 @@ fn tampered_release_files_are_rejected() {
     let Some(srv) = TestServer::start(Backend::Sqlite) else {
         return;
     };
-    assert_eq!(upload(&srv, &deb(COMMON), Some("qa")).status, 201);
+    assert_eq!(upload(&srv, &deb_fixture(COMMON), Some("qa")).status, 201);
     let apt = Apt::new();
     let key = key_file(&srv, &apt);
     let mirror = tempfile::tempdir().expect("mirror");
@@ -322,7 +314,7 @@ fn apt_cache_show_matches_apt_ftparchive() {
         EPOCH,
     ];
     for f in names {
-        assert_eq!(upload(&srv, &deb(f), Some("qa")).status, 201);
+        assert_eq!(upload(&srv, &deb_fixture(f), Some("qa")).status, 201);
     }
     let ours = Apt::new();
     let key = key_file(&srv, &ours);
@@ -336,7 +328,7 @@ fn apt_cache_show_matches_apt_ftparchive() {
 
     let refdir = tempfile::tempdir().expect("ref repo");
     for f in names {
-        std::fs::copy(deb(f), refdir.path().join(f)).expect("copy");
+        std::fs::copy(deb_fixture(f), refdir.path().join(f)).expect("copy");
     }
     let packages = run(Command::new("apt-ftparchive")
         .arg("packages")
@@ -385,7 +377,7 @@ fn key_rotation_verifies_with_either_key() {
     let Some(mut srv) = TestServer::start(Backend::Sqlite) else {
         return;
     };
-    assert_eq!(upload(&srv, &deb(COMMON), Some("qa")).status, 201);
+    assert_eq!(upload(&srv, &deb_fixture(COMMON), Some("qa")).status, 201);
     assert_eq!(
         upload(&srv, &fixture("forklift-lib-1.0-1.noarch.rpm"), Some("qa")).status,
         201
@@ -481,7 +473,7 @@ fn valid_until_is_renewed_before_it_lapses() {
     else {
         return;
     };
-    assert_eq!(upload(&srv, &deb(COMMON), Some("qa")).status, 201);
+    assert_eq!(upload(&srv, &deb_fixture(COMMON), Some("qa")).status, 201);
     let release = |srv: &TestServer| get(&format!("{}/deb/dists/qa/Release", srv.url)).text();
     let field = |text: &str, name: &str| -> i64 {
         let v = text
@@ -537,17 +529,12 @@ fn apt_reads_a_private_suite_with_auth_conf() {
         return;
     };
     for f in [HELLO10, COMMON] {
-        assert_eq!(upload(&srv, &deb(f), Some("qa")).status, 201);
-        for to in ["staging", "prod"] {
-            assert_eq!(promote(&srv, f, to).status, 200);
-        }
+        upload_and_promote(&srv, &deb_fixture(f), &["staging", "prod"]);
     }
-    let r = post_json(
-        &srv.api("/tokens"),
+    let token = create_token(
+        &srv,
         serde_json::json!({"name": "debian-hosts", "permissions": ["read:prod"]}),
     );
-    assert_eq!(r.status, 201, "{}", r.text());
-    let token = r.json()["token"].as_str().expect("token").to_string();
     let sources = get_as(&format!("{}/deb/prod.sources", srv.url), Some(&token)).text();
     // The served hint names the exact auth.conf line.
     let machine_line = sources
@@ -582,5 +569,5 @@ fn apt_reads_a_private_suite_with_auth_conf() {
         .cmd("apt-get")
         .args(["download", "-q", "forklift-hello"]));
     let got = std::fs::read(apt.path("download").join(HELLO10)).expect("downloaded deb");
-    assert_eq!(got, std::fs::read(deb(HELLO10)).expect("fixture"));
+    assert_eq!(got, std::fs::read(deb_fixture(HELLO10)).expect("fixture"));
 }

@@ -8,52 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const DEMO10: &str = "forklift-demo-1.0-1.x86_64.rpm";
-const LIB: &str = "forklift-lib-1.0-1.noarch.rpm";
-
-/// Creates a token over the admin API and returns its secret.
-fn create_token(srv: &TestServer, body: serde_json::Value) -> String {
-    let r = post_json(&srv.api("/tokens"), body);
-    assert_eq!(r.status, 201, "{}", r.text());
-    let t = r.json()["token"].as_str().expect("token").to_string();
-    assert!(t.starts_with("fkl_"), "{t}");
-    t
-}
-
-fn upload_as(srv: &TestServer, file: &str, token: Option<&str>, channel: &str) -> Resp {
-    let bytes = std::fs::read(fixture(file)).expect("fixture");
-    let mut headers = vec![];
-    let auth;
-    if let Some(t) = token {
-        auth = format!("Bearer {t}");
-        headers.push(("Authorization", auth.as_str()));
-    }
-    send(
-        "PUT",
-        &srv.api(&format!("/packages/{file}?channel={channel}")),
-        &headers,
-        &bytes,
-    )
-}
-
-fn promote_as(srv: &TestServer, id: &str, to: &str, token: Option<&str>) -> Resp {
-    json_as(
-        "POST",
-        &srv.api(&format!("/packages/{id}/promote")),
-        token,
-        serde_json::json!({ "to": to }),
-    )
-}
-
-fn demote_as(srv: &TestServer, id: &str, from: &str, token: Option<&str>) -> Resp {
-    json_as(
-        "POST",
-        &srv.api(&format!("/packages/{id}/demote")),
-        token,
-        serde_json::json!({ "from": from, "reason": "bad build" }),
-    )
-}
-
 fn assert_denied(r: &Resp, status: u16, code: &str) {
     assert_eq!(r.status, status, "{}", r.text());
     assert_eq!(r.error_code(), code, "{}", r.text());
@@ -305,19 +259,13 @@ fn private_channels_need_read_rights(b: Backend) {
     }) else {
         return;
     };
-    let debs = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/debs");
     const COMMON: &str = "forklift-common_1.0-1_all.deb";
     const HELLO: &str = "forklift-hello_1.0-1_amd64.deb";
     // COMMON everywhere, LIB up to staging, DEMO10 and HELLO only in (private) qa.
-    assert_eq!(upload(&srv, &debs.join(COMMON), Some("qa")).status, 201);
-    assert_eq!(upload(&srv, &debs.join(HELLO), Some("qa")).status, 201);
-    for f in [DEMO10, LIB] {
-        assert_eq!(upload(&srv, &fixture(f), Some("qa")).status, 201);
-    }
-    for to in ["staging", "prod"] {
-        assert_eq!(promote(&srv, COMMON, to).status, 200);
-    }
-    assert_eq!(promote(&srv, LIB, "staging").status, 200);
+    upload_and_promote(&srv, &deb_fixture(COMMON), &["staging", "prod"]);
+    assert_eq!(upload(&srv, &deb_fixture(HELLO), Some("qa")).status, 201);
+    assert_eq!(upload(&srv, &fixture(DEMO10), Some("qa")).status, 201);
+    upload_and_promote(&srv, &fixture(LIB), &["staging"]);
     let reader = create_token(
         &srv,
         serde_json::json!({"name": "prod-host", "permissions": ["read:prod", "read:qa"]}),
@@ -461,16 +409,6 @@ both_backends!(
     token_cli_and_logs,
 );
 
-/// A child server that is killed even when the test panics.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The real binary: first start writes an admin token file (0600), the
 /// `forklift token` commands work while it runs, and no secret ever reaches
 /// its log, even at debug level.
@@ -485,10 +423,7 @@ fn token_cli_and_logs(b: Backend) {
             }
         }
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let log_path = data.path().join("server.log");
     let log = std::fs::File::create(&log_path).expect("log");
@@ -506,11 +441,7 @@ fn token_cli_and_logs(b: Backend) {
             .spawn()
             .expect("spawn forklift"),
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ureq::get(&format!("{url}/healthz")).call().is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_healthy(&url);
 
     // The generated admin token: in a 0600 file, named in the log, not printed.
     let token_file = data.path().join("admin-token");

@@ -6,7 +6,7 @@ mod common;
 use std::io::Write;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -23,17 +23,6 @@ fn spawn(data: &std::path::Path, port: u16) -> Child {
         .expect("spawn forklift")
 }
 
-fn wait_ready(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if ureq::get(&format!("{url}/healthz")).call().is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("server at {url} did not become ready");
-}
-
 fn files_in(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
@@ -41,13 +30,10 @@ fn files_in(dir: &std::path::Path) -> usize {
 #[test]
 fn crash_mid_upload_leaves_a_consistent_store() {
     let data = tempfile::tempdir().expect("data dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut server = spawn(data.path(), port);
-    wait_ready(&url);
+    wait_healthy(&url);
     for f in [
         "forklift-demo-1.0-1.x86_64.rpm",
         "forklift-lib-1.0-1.noarch.rpm",
@@ -87,7 +73,7 @@ fn crash_mid_upload_leaves_a_consistent_store() {
     drop(s);
 
     let mut server = spawn(data.path(), port);
-    wait_ready(&url);
+    wait_healthy(&url);
     assert_eq!(
         files_in(&data.path().join("tmp")),
         0,

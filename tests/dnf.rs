@@ -19,13 +19,8 @@ fn dnf_install_upgrade_and_roll_back(b: Backend) {
     let Some(srv) = TestServer::start(b) else {
         return;
     };
-    for f in [
-        "forklift-demo-1.0-1.x86_64.rpm",
-        "forklift-lib-1.0-1.noarch.rpm",
-    ] {
-        assert_eq!(upload(&srv, &fixture(f), Some("qa")).status, 201);
-        assert_eq!(promote(&srv, f, "staging").status, 200);
-        assert_eq!(promote(&srv, f, "prod").status, 200);
+    for f in [DEMO10, LIB] {
+        upload_and_promote(&srv, &fixture(f), &["staging", "prod"]);
     }
     let dnf = Dnf::new();
     let repo = get(&format!("{}/rpm/prod.repo", srv.url));
@@ -215,10 +210,7 @@ fn dnf_rejects_tampered_repomd_signature() {
     std::fs::write(&key, get(&format!("{}/keys/forklift.asc", srv.url)).body).expect("key");
 
     // Served over HTTP: dnf does not check signatures of file:// repositories.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let port = free_port();
     let mut static_server = Command::new("python3")
         .args([
             "-m",
@@ -328,20 +320,13 @@ fn dnf_reads_a_private_channel_with_a_token() {
     }) else {
         return;
     };
-    for f in [
-        "forklift-demo-1.0-1.x86_64.rpm",
-        "forklift-lib-1.0-1.noarch.rpm",
-    ] {
-        assert_eq!(upload(&srv, &fixture(f), Some("qa")).status, 201);
-        assert_eq!(promote(&srv, f, "staging").status, 200);
-        assert_eq!(promote(&srv, f, "prod").status, 200);
+    for f in [DEMO10, LIB] {
+        upload_and_promote(&srv, &fixture(f), &["staging", "prod"]);
     }
-    let r = post_json(
-        &srv.api("/tokens"),
+    let token = create_token(
+        &srv,
         serde_json::json!({"name": "prod-hosts", "permissions": ["read:prod"]}),
     );
-    assert_eq!(r.status, 201, "{}", r.text());
-    let token = r.json()["token"].as_str().expect("token").to_string();
     let repo = get_as(&format!("{}/rpm/prod.repo", srv.url), Some(&token)).text();
     assert!(repo.contains("password=TOKEN"), "{repo}");
 

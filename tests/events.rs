@@ -12,8 +12,6 @@ use common::*;
 use diesel::prelude::*;
 use forklift::db::schema::events;
 
-const DEMO10: &str = "forklift-demo-1.0-1.x86_64.rpm";
-
 fn ids_after(srv: &TestServer, cursor: i64) -> Vec<i64> {
     let mut conn = srv.ctx.conn().expect("conn");
     events::table

@@ -7,39 +7,11 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use forklift::service::publish::gc::{self, TempFiles};
 use forklift::service::ManualClock;
-
-const DEMO10: &str = "forklift-demo-1.0-1.x86_64.rpm";
-const LIB: &str = "forklift-lib-1.0-1.noarch.rpm";
-
-fn fixture_bytes(name: &str) -> Vec<u8> {
-    std::fs::read(fixture(name)).expect("fixture")
-}
-
-fn upload_bytes(srv: &TestServer, name: &str, bytes: &[u8]) -> Resp {
-    put_bytes(&srv.api(&format!("/packages/{name}?channel=qa")), bytes)
-}
-
-fn sha(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
-/// Polls `cond` every 50 ms for at most `limit`.
-fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cond()
-}
 
 /// Sends raw bytes on a new connection and returns what the server answered
 /// (until it closes or `wait` passes).
@@ -121,21 +93,13 @@ fn private_channel_reveals_nothing_through_any_read_path() {
     }) else {
         return;
     };
-    let demo = fixture_bytes(DEMO10);
-    let demo_id = sha(&demo);
-    assert_eq!(upload_bytes(&srv, DEMO10, &demo).status, 201);
+    let demo_id = upload_and_promote(&srv, &fixture(DEMO10), &["staging", "prod"]);
+    assert_eq!(demo_id, sha256(&fixture_bytes(DEMO10)));
     assert_eq!(upload_bytes(&srv, LIB, &fixture_bytes(LIB)).status, 201);
-    for to in ["staging", "prod"] {
-        assert_eq!(promote(&srv, &demo_id, to).status, 200);
-    }
-    let qa_reader = {
-        let r = post_json(
-            &srv.api("/tokens"),
-            serde_json::json!({"name": "qa-reader", "permissions": ["read:qa"]}),
-        );
-        assert_eq!(r.status, 201, "{}", r.text());
-        r.json()["token"].as_str().expect("token").to_string()
-    };
+    let qa_reader = create_token(
+        &srv,
+        serde_json::json!({"name": "qa-reader", "permissions": ["read:qa"]}),
+    );
     let file = format!("Packages/{demo_id}/{DEMO10}");
     let denied_paths = [
         "/api/v1/packages?channel=prod".to_string(),
@@ -258,24 +222,24 @@ fn orphans_are_swept_while_serving() {
     let orphan = b"written by an upload whose commit never happened".to_vec();
     srv.ctx
         .store
-        .put_bytes(&sha(&orphan), &orphan)
+        .put_bytes(&sha256(&orphan), &orphan)
         .expect("orphan");
     let stale_temp = srv.data_dir.path().join("tmp/upload-leftover");
     std::fs::write(&stale_temp, b"cut off").expect("temp");
     // Young leftovers may belong to requests in flight: kept.
     std::thread::sleep(Duration::from_millis(2500));
-    assert!(srv.ctx.store.exists(&sha(&orphan)).expect("exists"));
+    assert!(srv.ctx.store.exists(&sha256(&orphan)).expect("exists"));
     assert!(stale_temp.exists());
     clock.advance(2 * 3600);
     assert!(
         eventually(Duration::from_secs(10), || {
-            !srv.ctx.store.exists(&sha(&orphan)).unwrap_or(true) && !stale_temp.exists()
+            !srv.ctx.store.exists(&sha256(&orphan)).unwrap_or(true) && !stale_temp.exists()
         }),
         "the periodic sweep did not remove the leftovers"
     );
     // What is referenced stays, and is served.
     let r = get_as(
-        &format!("{}/rpm/qa/Packages/{}/{DEMO10}", srv.url, sha(&demo)),
+        &format!("{}/rpm/qa/Packages/{}/{DEMO10}", srv.url, sha256(&demo)),
         None,
     );
     assert_eq!(r.status, 200);
@@ -319,7 +283,7 @@ fn superseded_metadata_is_pruned_and_history_kept() {
         return;
     };
     let demo = fixture_bytes(DEMO10);
-    let id = sha(&demo);
+    let id = sha256(&demo);
     assert_eq!(upload_bytes(&srv, DEMO10, &demo).status, 201);
     assert_eq!(upload_bytes(&srv, LIB, &fixture_bytes(LIB)).status, 201);
     let repomd = |srv: &TestServer| {
@@ -343,7 +307,7 @@ fn superseded_metadata_is_pruned_and_history_kept() {
             "round {i}"
         );
     }
-    assert!(srv.ctx.store.exists(&sha(&old_repomd)).expect("exists"));
+    assert!(srv.ctx.store.exists(&sha256(&old_repomd)).expect("exists"));
     let blobs = srv.data_dir.path().join("blobs");
     let before = (srv.blob_count(), dir_bytes(&blobs));
     assert_eq!(promote(&srv, &id, "staging").status, 200);
@@ -368,7 +332,7 @@ fn superseded_metadata_is_pruned_and_history_kept() {
     );
     assert!(after.0 < before.0 && after.1 < before.1);
     assert!(
-        !srv.ctx.store.exists(&sha(&old_repomd)).expect("exists"),
+        !srv.ctx.store.exists(&sha256(&old_repomd)).expect("exists"),
         "revision 4's repomd.xml is still stored"
     );
     // A second sweep finds nothing more: what is left is what is needed.
@@ -465,9 +429,9 @@ fn a_full_disk_is_reported_and_loses_nothing() {
     // Reads keep working, and what was acknowledged is there.
     let listed = get_as(&srv.api("/packages?channel=qa"), None);
     assert_eq!(listed.status, 200);
-    assert!(listed.text().contains(&sha(&demo)));
+    assert!(listed.text().contains(&sha256(&demo)));
     let file = get_as(
-        &format!("{}/rpm/qa/Packages/{}/{DEMO10}", srv.url, sha(&demo)),
+        &format!("{}/rpm/qa/Packages/{}/{DEMO10}", srv.url, sha256(&demo)),
         None,
     );
     assert_eq!(file.body, demo);

@@ -9,8 +9,6 @@ use std::process::{Command, Output};
 
 use common::*;
 
-const DEMO10: &str = "forklift-demo-1.0-1.x86_64.rpm";
-
 fn forklift(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_forklift"))
         .args(args)
@@ -56,13 +54,10 @@ fn messages_read_as_sentences() {
         message(&anon),
         "uploading needs a token with the upload permission"
     );
-    let ci = {
-        let r = post_json(
-            &srv.api("/tokens"),
-            serde_json::json!({"name": "ci", "roles": ["uploader"]}),
-        );
-        r.json()["token"].as_str().expect("token").to_string()
-    };
+    let ci = create_token(
+        &srv,
+        serde_json::json!({"name": "ci", "roles": ["uploader"]}),
+    );
     let events = get_as(&srv.api("/events"), Some(&ci));
     assert_eq!(events.status, 403);
     assert_eq!(
@@ -241,10 +236,7 @@ fn an_invalid_policy_stops_the_start() {
         "[policies.qa]\nevery = \"1h\"\n",
     )
     .expect("config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .to_string();
+    let port = format!("127.0.0.1:{}", free_port());
     let o = forklift(
         &[
             "serve",

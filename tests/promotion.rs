@@ -12,10 +12,6 @@ use forklift::policy::PolicySpec;
 use forklift::service::promotion::scheduler;
 use forklift::service::{Clock, ManualClock};
 
-const DEMO10: &str = "forklift-demo-1.0-1.x86_64.rpm";
-const DEMO11: &str = "forklift-demo-1.1-1.x86_64.rpm";
-const DEMO20: &str = "forklift-demo-2.0-1.x86_64.rpm";
-const LIB: &str = "forklift-lib-1.0-1.noarch.rpm";
 const MIN: i64 = 60;
 const HOUR: i64 = 3600;
 
@@ -325,16 +321,14 @@ fn hurdles_and_approvals(b: Backend) {
     ) else {
         return;
     };
-    let r = post_json(
-        &srv.api("/tokens"),
+    let dev = create_token(
+        &srv,
         serde_json::json!({"name": "dev", "roles": ["uploader"]}),
     );
-    let dev = r.json()["token"].as_str().expect("token").to_string();
-    let r = post_json(
-        &srv.api("/tokens"),
+    let approvers = create_token(
+        &srv,
         serde_json::json!({"name": "approvers", "roles": ["promoter:prod"]}),
     );
-    let approvers = r.json()["token"].as_str().expect("token").to_string();
 
     // The automatic hurdle: qa's success (30 minutes there, nobody held it)
     // activates staging on its next run, without anyone calling the API.

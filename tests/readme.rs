@@ -6,8 +6,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use common::*;
 
@@ -41,22 +40,6 @@ fn tour(readme: &str) -> Tour {
         script.push('\n');
     }
     Tour { script, expected }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn link(from: &Path, to: &Path) {
@@ -98,7 +81,7 @@ fn the_readme_tour_works_as_pasted() {
         &cwd.path().join("target/release/forklift"),
     );
     let (port, hook_port) = (free_port(), free_port());
-    let _server = Server(
+    let _server = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_forklift"))
             .arg("serve")
             .current_dir(cwd.path())
@@ -113,11 +96,7 @@ fn the_readme_tour_works_as_pasted() {
             .expect("serve"),
     );
     let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ureq::get(&format!("{url}/healthz")).call().is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_healthy(&url);
     let script = format!(
         "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{}",
         t.script

@@ -12,10 +12,6 @@ use common::*;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-const DEMO10: &str = "forklift-demo-1.0-1.x86_64.rpm";
-const DEMO11: &str = "forklift-demo-1.1-1.x86_64.rpm";
-const DEMO20: &str = "forklift-demo-2.0-1.x86_64.rpm";
-const LIB: &str = "forklift-lib-1.0-1.noarch.rpm";
 const SECRET: &str = "a-webhook-secret-of-some-length";
 
 #[derive(Debug, Clone)]
@@ -163,15 +159,8 @@ fn events_arrive_signed_ordered_and_filtered(b: Backend) {
         &prod.url,
         serde_json::json!({"channels": ["prod"], "events": ["package.promoted", "package.demoted"], "packages": ["forklift-d*"]}),
     );
-    for f in [DEMO10, LIB] {
-        assert_eq!(upload(&srv, &fixture(f), Some("qa")).status, 201);
-        for to in ["staging", "prod"] {
-            assert_eq!(promote(&srv, f, to).status, 200);
-        }
-    }
-    assert_eq!(upload(&srv, &fixture(DEMO11), Some("qa")).status, 201);
-    for to in ["staging", "prod"] {
-        assert_eq!(promote(&srv, DEMO11, to).status, 200);
+    for f in [DEMO10, LIB, DEMO11] {
+        upload_and_promote(&srv, &fixture(f), &["staging", "prod"]);
     }
     let r = demote(&srv, DEMO11, "prod", "crashes on start");
     assert_eq!(r.status, 200);

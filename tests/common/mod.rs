@@ -2,13 +2,23 @@
 //! SQLite or on a throwaway PostgreSQL cluster; plus tool checks and HTTP helpers.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod dnf;
+pub mod packages;
 pub mod pg;
+
+// Re-exported for `use common::*`; a test binary that uses none of them would
+// otherwise warn (like `dead_code` above, which covers the items themselves).
+#[allow(unused_imports)]
+pub use api::*;
+#[allow(unused_imports)]
+pub use packages::*;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use forklift::config::{Config, Layer};
 
@@ -446,38 +456,45 @@ macro_rules! both_backends {
     };
 }
 
-/// A minimal .deb (`Architecture: all`, empty data) of `package` at `version`.
-pub fn build_deb(package: &str, version: &str) -> Vec<u8> {
-    use std::io::Write;
-    fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, data) in files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, name, *data).expect("tar entry");
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Waits (at most 60 s) until the server at `url` answers /healthz.
+pub fn wait_healthy(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ureq::get(&format!("{url}/healthz")).call().is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the server at {url} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Polls `cond` every 50 ms for at most `limit`.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
         }
-        let tar = b.into_inner().expect("tar");
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&tar).expect("gz");
-        gz.finish().expect("gz")
+        std::thread::sleep(Duration::from_millis(50));
     }
-    let control = format!(
-        "Package: {package}\nVersion: {version}\nArchitecture: all\n\
-         Maintainer: Test <t@example.com>\nDescription: a test package\n"
-    );
-    let mut ar = ar::Builder::new(Vec::new());
-    for (name, data) in [
-        ("debian-binary", b"2.0\n".to_vec()),
-        (
-            "control.tar.gz",
-            tar_gz(&[("./control", control.as_bytes())]),
-        ),
-        ("data.tar.gz", tar_gz(&[])),
-    ] {
-        let h = ar::Header::new(name.as_bytes().to_vec(), data.len() as u64);
-        ar.append(&h, data.as_slice()).expect("ar member");
+    cond()
+}
+
+/// A child process (a real `forklift serve`) that is killed even when the
+/// test panics.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
-    ar.into_inner().expect("ar")
 }

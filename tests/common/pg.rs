@@ -44,13 +44,6 @@ fn pg_command(bin: &PathBuf, as_postgres: bool) -> Command {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 fn start_cluster() -> Result<String, String> {
     let initdb = find_bin("initdb").ok_or("initdb not found")?;
     let postgres = find_bin("postgres").ok_or("postgres not found")?;
@@ -84,7 +77,7 @@ fn start_cluster() -> Result<String, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let port = free_port();
+    let port = super::free_port();
     let mut server = pg_command(&postgres, root);
     server
         .arg("-D")
