@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use forklift::db::models::PackageRow;
 use forklift::db::schema::packages;
 use forklift::service::promotion::transitions;
-use forklift::service::Actor;
+use forklift::service::{Actor, PackageRef};
 
 const N: usize = 33_000;
 
@@ -79,8 +79,12 @@ fn bulk_promotion_above_sqlite_parameter_limit() {
         })
         .expect("insert rows");
     }
-    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let result = transitions::promote_many(&server.ctx, &ids, "qa", false, &Actor::system())
+    let ids: Vec<PackageRef> = rows
+        .iter()
+        .map(|r| PackageRef::parse(&r.id).expect("an id"))
+        .collect();
+    let qa = server.ctx.channel("qa").expect("qa");
+    let result = transitions::promote_many(&server.ctx, &ids, &qa, false, &Actor::system())
         .expect("bulk promotion of 33,000 builds");
     assert_eq!(result.added.len(), N);
     assert!(result.revision.is_some());

@@ -444,3 +444,33 @@ fn a_full_disk_is_reported_and_loses_nothing() {
     assert_eq!(r.status, 201, "{}", r.text());
     srv.stop();
 }
+
+/// A panic in a request's blocking work is answered as a 500
+/// `internal_error` without its text, and releases its slot: more calls
+/// than there are slots still run afterwards.
+#[test]
+fn a_panic_in_blocking_work_is_a_500_and_frees_its_slot() {
+    let Some(srv) = TestServer::start(Backend::Sqlite) else {
+        return;
+    };
+    let ctx = actix_web::web::Data::new(srv.ctx.clone());
+    let slots = srv.ctx.blocking_slots.available_permits();
+    assert!(slots > 0, "no blocking slots");
+    let sys = actix_web::rt::System::new();
+    let failed = sys
+        .block_on(forklift::http::blocking(&ctx, |_| -> Result<(), _> {
+            panic!("boom in a service")
+        }))
+        .expect_err("a panic is an error");
+    assert_eq!(failed.status.as_u16(), 500);
+    assert_eq!(failed.code, "internal_error");
+    assert!(!failed.message.contains("boom"), "{}", failed.message);
+    assert_eq!(srv.ctx.blocking_slots.available_permits(), slots);
+    for i in 0..slots + 2 {
+        let got = sys
+            .block_on(forklift::http::blocking(&ctx, move |_| Ok(i)))
+            .expect("a call after the panic");
+        assert_eq!(got, i);
+    }
+    assert_eq!(get(&format!("{}/healthz", srv.url)).status, 200);
+}

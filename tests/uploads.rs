@@ -172,6 +172,13 @@ fn bad_input_is_refused_and_leaves_nothing(b: Backend) {
 
     let r = put_bytes(&srv.api("/packages/x.rpm?channel=unknown"), &good);
     assert_eq!(r.status, 404);
+    assert_eq!(r.error_code(), "channel_not_found");
+    // Later channels are reached by promotion only: its own code, not a
+    // promotion's refusal.
+    let r = put_bytes(&srv.api("/packages/x.rpm?channel=staging"), &good);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.error_code(), "not_entry_channel");
+    assert!(r.text().contains("\"qa\""), "{}", r.text());
 
     let r = post_json(
         &srv.api("/packages/x/promote"),

@@ -153,6 +153,13 @@ fn events_arrive_signed_ordered_and_filtered(b: Backend) {
     let all = Receiver::start(vec![]);
     let prod = Receiver::start(vec![]);
     subscribe(&srv, "everything", &all.url, serde_json::json!({}));
+    // A name is taken once, like a token's.
+    let r = post_json(
+        &srv.api("/webhooks"),
+        serde_json::json!({"name": "everything", "url": all.url, "secret": SECRET}),
+    );
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(r.error_code(), "webhook_exists");
     subscribe(
         &srv,
         "prod-deploys",

@@ -8,7 +8,7 @@ use super::{blocking, ApiError, JsonLine};
 use crate::policy::PolicySpec;
 use crate::service::catalog::channels::{self, RevisionQuery};
 use crate::service::promotion::{candidates, gates, policies, scheduler, transitions};
-use crate::service::Ctx;
+use crate::service::{Ctx, PackageRef};
 
 pub async fn list(ctx: web::Data<Ctx>, Caller(who): Caller) -> Result<HttpResponse, ApiError> {
     let v = blocking(&ctx, move |c| channels::list_channels(c, &who)).await?;
@@ -20,7 +20,7 @@ pub async fn detail(
     Caller(who): Caller,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = name.into_inner();
+    let name = ctx.channel(&name)?;
     let v = blocking(&ctx, move |c| channels::channel_detail(c, &name, &who)).await?;
     Ok(HttpResponse::Ok().json_line(v))
 }
@@ -31,7 +31,7 @@ pub async fn revisions(
     name: web::Path<String>,
     q: web::Query<RevisionQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = name.into_inner();
+    let name = ctx.channel(&name)?;
     let q = q.into_inner();
     let v = blocking(&ctx, move |c| channels::revisions(c, &name, &q, &who)).await?;
     Ok(HttpResponse::Ok().json_line(v))
@@ -43,6 +43,7 @@ pub async fn revision(
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, number) = path.into_inner();
+    let name = ctx.channel(&name)?;
     let v = blocking(&ctx, move |c| {
         channels::revision_detail(c, &name, number, &who)
     })
@@ -62,7 +63,7 @@ pub async fn diff(
     name: web::Path<String>,
     q: web::Query<DiffQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = name.into_inner();
+    let name = ctx.channel(&name)?;
     let DiffQuery { from, to } = q.into_inner();
     let v = blocking(&ctx, move |c| channels::diff(c, &name, from, to, &who)).await?;
     Ok(HttpResponse::Ok().json_line(v))
@@ -85,9 +86,13 @@ pub async fn promote_many(
     name: web::Path<String>,
     body: web::Json<BulkBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = name.into_inner();
+    let name = ctx.channel(&name)?;
     // Who may promote into `name` is the channel's policy: the service decides.
     let BulkBody { packages, force } = body.into_inner();
+    let packages = packages
+        .iter()
+        .map(|p| PackageRef::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let r = blocking(&ctx, move |c| {
         transitions::promote_many(c, &packages, &name, force, &who)
     })
@@ -101,7 +106,7 @@ pub async fn policy(
     Caller(who): Caller,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = name.into_inner();
+    let name = ctx.channel(&name)?;
     let v = blocking(&ctx, move |c| policies::read_policy(c, &name, &who)).await?;
     Ok(HttpResponse::Ok().json_line(v))
 }
@@ -113,7 +118,7 @@ pub async fn set_policy(
     name: web::Path<String>,
     body: web::Json<PolicySpec>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = name.into_inner();
+    let name = ctx.channel(&name)?;
     let spec = body.into_inner();
     let v = blocking(&ctx, move |c| policies::set_policy(c, &name, &spec, &who)).await?;
     Ok(HttpResponse::Ok().json_line(v))
@@ -125,7 +130,7 @@ pub async fn candidates(
     Caller(who): Caller,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = name.into_inner();
+    let name = ctx.channel(&name)?;
     let v = blocking(&ctx, move |c| candidates::candidates(c, &name, &who)).await?;
     Ok(HttpResponse::Ok().json_line(v))
 }
@@ -144,7 +149,7 @@ pub async fn freeze(
     name: web::Path<String>,
     body: web::Json<FreezeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = name.into_inner();
+    let name = ctx.channel(&name)?;
     let reason = body.into_inner().reason;
     let v = blocking(&ctx, move |c| {
         gates::set_frozen(c, &name, Some(&reason), &who)
@@ -159,7 +164,7 @@ pub async fn unfreeze(
     Caller(who): Caller,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = name.into_inner();
+    let name = ctx.channel(&name)?;
     let v = blocking(&ctx, move |c| gates::set_frozen(c, &name, None, &who)).await?;
     Ok(HttpResponse::Ok().json_line(v))
 }
@@ -188,7 +193,7 @@ pub async fn latest(
     name: web::Path<String>,
     q: web::Query<LatestQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let channel = name.into_inner();
+    let channel = ctx.channel(&name)?;
     let LatestQuery { name, arch } = q.into_inner();
     let v = blocking(&ctx, move |c| {
         channels::latest(c, &channel, &name, arch.as_deref(), &who)

@@ -171,6 +171,13 @@ fn webhook(e: &WebhookError) -> (StatusCode, &'static str) {
     }
 }
 
+/// A name in the request that names nothing (parsed at the edge).
+impl From<LookupError> for ApiError {
+    fn from(e: LookupError) -> Self {
+        ServiceError::from(e).into()
+    }
+}
+
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(e: actix_web::error::BlockingError) -> Self {
         ApiError::internal(e)

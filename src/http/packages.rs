@@ -11,7 +11,7 @@ use super::{blocking, ApiError, JsonLine};
 use crate::service::catalog::packages::{self, ListFilter};
 use crate::service::ingest::{self, upload, Ingested};
 use crate::service::promotion::{gates, transitions};
-use crate::service::Ctx;
+use crate::service::{Ctx, PackageRef};
 
 #[derive(Debug, Deserialize)]
 pub struct UploadQuery {
@@ -46,14 +46,18 @@ pub async fn upload_raw(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    let channel = query.into_inner().channel;
+    let channel = query
+        .into_inner()
+        .channel
+        .map(|c| ctx.channel(&c))
+        .transpose()?;
     // Refused before a byte of the body is read.
     upload::admit(
         &ctx,
         &upload::Announced {
             actor: &who,
             client_name: &name,
-            channel: channel.as_deref(),
+            channel: channel.as_ref(),
             declared_len: declared_length(&req),
         },
     )?;
@@ -71,13 +75,17 @@ pub async fn upload_multipart(
     query: web::Query<UploadQuery>,
     mut form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
-    let channel = query.into_inner().channel;
+    let channel = query
+        .into_inner()
+        .channel
+        .map(|c| ctx.channel(&c))
+        .transpose()?;
     upload::admit(
         &ctx,
         &upload::Announced {
             actor: &who,
             client_name: "form",
-            channel: channel.as_deref(),
+            channel: channel.as_ref(),
             declared_len: declared_length(&req),
         },
     )?;
@@ -120,7 +128,7 @@ pub async fn detail(
     Caller(who): Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = PackageRef::parse(&id)?;
     let d = blocking(&ctx, move |c| packages::detail(c, &id, &who)).await?;
     Ok(HttpResponse::Ok().json_line(d))
 }
@@ -140,8 +148,9 @@ pub async fn promote(
     id: web::Path<String>,
     body: web::Json<PromoteBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = PackageRef::parse(&id)?;
     let PromoteBody { to, force } = body.into_inner();
+    let to = ctx.channel(&to)?;
     // Who may promote into `to` is the channel's policy: the service decides.
     let r = blocking(&ctx, move |c| {
         transitions::promote(c, &id, &to, force, &who)
@@ -164,11 +173,12 @@ pub async fn demote(
     id: web::Path<String>,
     body: web::Json<DemoteBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = PackageRef::parse(&id)?;
     let b = body.into_inner();
+    let from = ctx.channel(&b.from)?;
     // Who may demote from `from` and every later channel: the service decides.
     let r = blocking(&ctx, move |c| {
-        transitions::demote(c, &id, &b.from, &b.reason, &who)
+        transitions::demote(c, &id, &from, &b.reason, &who)
     })
     .await?;
     Ok(HttpResponse::Ok().json_line(r))
@@ -188,7 +198,7 @@ pub async fn hold(
     id: web::Path<String>,
     body: web::Json<ReasonBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = PackageRef::parse(&id)?;
     let reason = body.into_inner().reason;
     let v = blocking(&ctx, move |c| gates::set_held(c, &id, Some(&reason), &who)).await?;
     Ok(HttpResponse::Ok().json_line(v))
@@ -200,7 +210,7 @@ pub async fn release(
     Caller(who): Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = PackageRef::parse(&id)?;
     let v = blocking(&ctx, move |c| gates::set_held(c, &id, None, &who)).await?;
     Ok(HttpResponse::Ok().json_line(v))
 }
@@ -218,7 +228,7 @@ pub async fn discard(
     id: web::Path<String>,
     q: web::Query<DiscardQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = PackageRef::parse(&id)?;
     let reason = q.into_inner().reason;
     let v = blocking(&ctx, move |c| gates::discard(c, &id, &reason, &who)).await?;
     Ok(HttpResponse::Ok().json_line(v))

@@ -14,11 +14,12 @@ pub async fn repo_file(
     file: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let file = file.into_inner();
-    let Some(channel) = file.strip_suffix(".repo").map(str::to_string) else {
+    let Some(channel) = file.strip_suffix(".repo") else {
         return Err(ApiError::not_found(format!(
             "no file {file:?}; try /rpm/<channel>.repo"
         )));
     };
+    let channel = ctx.channel(channel)?;
     let text = blocking(&ctx, move |c| repo::repo_file(c, &channel, &who)).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
@@ -34,6 +35,7 @@ pub async fn repodata(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (channel, file) = path.into_inner();
+    let channel = ctx.channel(&channel)?;
     let name = file.clone();
     let latest = req.path().contains("/latest/repodata/");
     let missing = format!("no metadata file {file:?} in this channel");
@@ -51,6 +53,7 @@ pub async fn package(
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (channel, sha, file) = path.into_inner();
+    let channel = ctx.channel(&channel)?;
     let name = file.clone();
     let missing = format!("{file:?} is not in this channel");
     files::serve(&ctx, &req, &file, missing, move |c| {
@@ -91,12 +94,14 @@ pub async fn deb_file(
     file: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let file = file.into_inner();
-    if let Some(channel) = file.strip_suffix(".sources").map(str::to_string) {
+    if let Some(channel) = file.strip_suffix(".sources") {
+        let channel = ctx.channel(channel)?;
         return Ok(text(
             blocking(&ctx, move |c| repo::sources_file(c, &channel, &who)).await?,
         ));
     }
-    if let Some(channel) = file.strip_suffix(".pref").map(str::to_string) {
+    if let Some(channel) = file.strip_suffix(".pref") {
+        let channel = ctx.channel(channel)?;
         return Ok(text(
             blocking(&ctx, move |c| repo::pref_file(c, &channel, &who)).await?,
         ));
@@ -114,6 +119,7 @@ pub async fn dists(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (channel, rest) = path.into_inner();
+    let channel = ctx.channel(&channel)?;
     let name = rest.rsplit('/').next().unwrap_or_default().to_string();
     let missing = format!("no file {name:?} in this suite");
     files::serve(&ctx, &req, &name, missing, move |c| {

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod error;
 pub mod events;
 pub mod ingest;
+pub mod names;
 pub mod promotion;
 pub mod publish;
 pub mod repo;
@@ -23,10 +24,11 @@ use std::sync::{Arc, Mutex};
 
 pub use clock::{now, Clock, ManualClock, SystemClock};
 pub use error::ServiceError;
+pub use names::{ChannelName, PackageRef};
 
 use crate::config::Config;
 use crate::db::{Pool, PooledConn};
-use crate::service::error::{AccessError, LookupError};
+use crate::service::error::AccessError;
 use crate::store::BlobStore;
 
 /// Everything a service call needs; cheap to clone into blocking closures.
@@ -55,12 +57,9 @@ impl Ctx {
         Ok(self.pool.get().map_err(crate::db::DbError::from)?)
     }
 
-    pub fn channel_index(&self, name: &str) -> Result<usize, ServiceError> {
-        self.config
-            .channels
-            .iter()
-            .position(|c| c == name)
-            .ok_or_else(|| LookupError::ChannelNotFound(name.to_string()).into())
+    /// The configured channel `raw` names (`404 channel_not_found` if none).
+    pub fn channel(&self, raw: &str) -> Result<ChannelName, ServiceError> {
+        Ok(ChannelName::parse(&self.config, raw)?)
     }
 
     /// Whether `actor` may read `channel`: through its token, or because the
@@ -71,8 +70,7 @@ impl Ctx {
 
     /// Fails with 401 for anonymous callers and 403 for tokens without the right.
     /// Every read of a channel's contents, through any path, passes here.
-    pub fn require_read(&self, actor: &Actor, channel: &str) -> Result<(), ServiceError> {
-        self.channel_index(channel)?;
+    pub fn require_read(&self, actor: &Actor, channel: &ChannelName) -> Result<(), ServiceError> {
         if self.may_read(actor, channel) {
             return Ok(());
         }

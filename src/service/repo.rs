@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use std::io::Read as _;
 
-use super::{Actor, Ctx, ServiceError};
+use super::{Actor, ChannelName, Ctx, ServiceError};
 use crate::db::schema::*;
 
 /// A file to serve from the blob store.
@@ -50,8 +50,7 @@ pub fn open_range(
 /// A file of a channel's current revision, by path: repomd.xml and its
 /// signature, apt's Release files and canonical Packages names. These change in
 /// place, so they are served only from the head and never cached.
-fn head_file(ctx: &Ctx, channel: &str, path: &str) -> Result<Option<Served>, ServiceError> {
-    ctx.channel_index(channel)?;
+fn head_file(ctx: &Ctx, channel: &ChannelName, path: &str) -> Result<Option<Served>, ServiceError> {
     let mut conn = ctx.conn()?;
     let Some(head) = channels::table
         .find(channel)
@@ -84,8 +83,11 @@ fn head_file(ctx: &Ctx, channel: &str, path: &str) -> Result<Option<Served>, Ser
 /// A checksum-named file (yum data file, apt by-hash copy) of the current
 /// revision or of a superseded one still within the grace period, so a client
 /// mid-refresh never gets a 404.
-fn named_by_checksum(ctx: &Ctx, channel: &str, path: &str) -> Result<Option<Served>, ServiceError> {
-    ctx.channel_index(channel)?;
+fn named_by_checksum(
+    ctx: &Ctx,
+    channel: &ChannelName,
+    path: &str,
+) -> Result<Option<Served>, ServiceError> {
     let mut conn = ctx.conn()?;
     let rows: Vec<(i32, String, i64)> = revision_files::table
         .filter(revision_files::channel.eq(channel))
@@ -121,7 +123,7 @@ fn named_by_checksum(ctx: &Ctx, channel: &str, path: &str) -> Result<Option<Serv
 /// for the latest-only view.
 pub fn repodata(
     ctx: &Ctx,
-    channel: &str,
+    channel: &ChannelName,
     latest: bool,
     name: &str,
     actor: &Actor,
@@ -145,7 +147,7 @@ pub fn repodata(
 /// `/deb/dists/<channel>/<rest>`
 pub fn dists(
     ctx: &Ctx,
-    channel: &str,
+    channel: &ChannelName,
     rest: &str,
     actor: &Actor,
 ) -> Result<Option<Served>, ServiceError> {
@@ -224,7 +226,7 @@ pub fn pool_file(
 /// for the grace period after it left (hosts with cached metadata still fetch it).
 pub fn package_file(
     ctx: &Ctx,
-    channel: &str,
+    channel: &ChannelName,
     sha: &str,
     filename: &str,
     actor: &Actor,
@@ -280,7 +282,7 @@ pub fn package_file(
 }
 
 /// A ready-to-use dnf/yum .repo file for a channel.
-pub fn repo_file(ctx: &Ctx, channel: &str, actor: &Actor) -> Result<String, ServiceError> {
+pub fn repo_file(ctx: &Ctx, channel: &ChannelName, actor: &Actor) -> Result<String, ServiceError> {
     ctx.require_read(actor, channel)?;
     let base = &ctx.config.base_url;
     Ok(format!(
@@ -308,7 +310,11 @@ pub fn repo_file(ctx: &Ctx, channel: &str, actor: &Actor) -> Result<String, Serv
 }
 
 /// A ready deb822 sources file for a channel's apt suite.
-pub fn sources_file(ctx: &Ctx, channel: &str, actor: &Actor) -> Result<String, ServiceError> {
+pub fn sources_file(
+    ctx: &Ctx,
+    channel: &ChannelName,
+    actor: &Actor,
+) -> Result<String, ServiceError> {
     ctx.require_read(actor, channel)?;
     let base = &ctx.config.base_url;
     let auth = if super::access::AnonymousRead::of(&ctx.config).allows(channel) {
@@ -329,7 +335,7 @@ pub fn sources_file(ctx: &Ctx, channel: &str, actor: &Actor) -> Result<String, S
 
 /// An apt preferences file pinning the channel above installed versions, so a
 /// demotion takes hosts back to the channel's build (a downgrade).
-pub fn pref_file(ctx: &Ctx, channel: &str, actor: &Actor) -> Result<String, ServiceError> {
+pub fn pref_file(ctx: &Ctx, channel: &ChannelName, actor: &Actor) -> Result<String, ServiceError> {
     ctx.require_read(actor, channel)?;
     Ok(format!(
         "Explanation: follow the Forklift channel {channel}, downgrading after a demotion\n\

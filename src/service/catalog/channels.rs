@@ -12,14 +12,14 @@ use crate::db::schema::*;
 use crate::db::DbConnection;
 use crate::service::catalog::views::*;
 use crate::service::error::LookupError;
-use crate::service::{Actor, Ctx, ServiceError};
+use crate::service::{Actor, ChannelName, Ctx, ServiceError};
 
 fn channel_view(
     ctx: &Ctx,
     conn: &mut DbConnection,
-    name: &str,
+    name: &ChannelName,
 ) -> Result<ChannelView, ServiceError> {
-    let idx = ctx.channel_index(name)?;
+    let idx = name.position();
     let head: Option<i32> = channels::table
         .find(name)
         .select(channels::head)
@@ -58,7 +58,7 @@ pub fn list_channels(ctx: &Ctx, actor: &Actor) -> Result<Vec<ChannelView>, Servi
         .channels
         .iter()
         .filter(|c| ctx.may_read(actor, c))
-        .map(|c| channel_view(ctx, &mut conn, c))
+        .map(|c| channel_view(ctx, &mut conn, &ctx.channel(c)?))
         .collect()
 }
 
@@ -107,7 +107,11 @@ fn package_views(
     Ok(out)
 }
 
-pub fn channel_detail(ctx: &Ctx, name: &str, actor: &Actor) -> Result<ChannelDetail, ServiceError> {
+pub fn channel_detail(
+    ctx: &Ctx,
+    name: &ChannelName,
+    actor: &Actor,
+) -> Result<ChannelDetail, ServiceError> {
     ctx.require_read(actor, name)?;
     let mut conn = ctx.conn()?;
     let channel = channel_view(ctx, &mut conn, name)?;
@@ -125,7 +129,7 @@ pub struct RevisionQuery {
 
 pub fn revisions(
     ctx: &Ctx,
-    name: &str,
+    name: &ChannelName,
     q: &RevisionQuery,
     actor: &Actor,
 ) -> Result<Vec<RevisionView>, ServiceError> {
@@ -155,7 +159,7 @@ pub fn revisions(
 
 pub fn revision_detail(
     ctx: &Ctx,
-    name: &str,
+    name: &ChannelName,
     number: i32,
     actor: &Actor,
 ) -> Result<RevisionDetail, ServiceError> {
@@ -178,7 +182,7 @@ pub fn revision_detail(
 
 pub fn diff(
     ctx: &Ctx,
-    name: &str,
+    name: &ChannelName,
     from: i32,
     to: i32,
     actor: &Actor,
@@ -221,7 +225,7 @@ pub struct LatestView {
 /// channel holds (of `arch`, when given). For pollers, with an ETag.
 pub fn latest(
     ctx: &Ctx,
-    channel: &str,
+    channel: &ChannelName,
     name: &str,
     arch: Option<&str>,
     actor: &Actor,

@@ -11,7 +11,7 @@ use crate::db::schema::*;
 use crate::db::DbConnection;
 use crate::service::catalog::views::{EventView, PackageDetail, PackageView};
 use crate::service::error::LookupError;
-use crate::service::{Actor, Ctx, ServiceError};
+use crate::service::{Actor, Ctx, PackageRef, ServiceError};
 
 /// Where a package file is served inside any channel's yum repository.
 pub fn rpm_location(sha256: &str, filename: &str) -> String {
@@ -122,7 +122,7 @@ pub fn list(ctx: &Ctx, f: &ListFilter, actor: &Actor) -> Result<Vec<PackageView>
     if let Some(c) = &f.channel {
         // Filtering by a channel is reading it: a private channel's contents
         // must not be listed, nor probed build by build with `name`.
-        ctx.require_read(actor, c)?;
+        ctx.require_read(actor, &ctx.channel(c)?)?;
         let in_channel = memberships::table
             .filter(memberships::channel.eq(c.clone()))
             .filter(memberships::removed_in.is_null())
@@ -164,7 +164,7 @@ pub fn list(ctx: &Ctx, f: &ListFilter, actor: &Actor) -> Result<Vec<PackageView>
         .collect())
 }
 
-pub fn detail(ctx: &Ctx, id: &str, actor: &Actor) -> Result<PackageDetail, ServiceError> {
+pub fn detail(ctx: &Ctx, id: &PackageRef, actor: &Actor) -> Result<PackageDetail, ServiceError> {
     let mut conn = ctx.conn()?;
     let p = resolve(&mut conn, id)?;
     let full = view_all(&mut conn, ctx, p.clone())?;
@@ -176,7 +176,7 @@ pub fn detail(ctx: &Ctx, id: &str, actor: &Actor) -> Result<PackageDetail, Servi
     if !visible {
         if !actor.authenticated {
             return Err(actor.denied(
-                &format!("reading package {id:?}"),
+                &format!("reading package {:?}", id.as_str()),
                 "read access to a channel that holds it",
             ));
         }

@@ -11,7 +11,7 @@ use crate::db::schema::*;
 use crate::db::DbConnection;
 use crate::policy::{Note, Policy, PolicySpec};
 use crate::service::error::LookupError;
-use crate::service::ServiceError;
+use crate::service::{PackageRef, ServiceError};
 
 /// A build's place in version order: name, arch and kind, then the version
 /// by that kind's rules (dpkg's for .debs, rpmvercmp for RPMs).
@@ -61,13 +61,25 @@ pub fn summary_by_id(
         .optional()?)
 }
 
+/// The build with this id, which must exist (a row read back after a change).
+pub fn summary_of(conn: &mut DbConnection, id: &str) -> Result<PackageSummary, ServiceError> {
+    summary_by_id(conn, id)?.ok_or_else(|| LookupError::PackageNotFound(id.to_string()).into())
+}
+
 /// Resolves `{id}` in URLs: a sha256, or a canonical file name.
-pub fn resolve(conn: &mut DbConnection, id: &str) -> Result<PackageSummary, ServiceError> {
-    if let Some(p) = summary_by_id(conn, id)? {
-        return Ok(p);
-    }
+pub fn resolve(conn: &mut DbConnection, id: &PackageRef) -> Result<PackageSummary, ServiceError> {
+    let name = match id {
+        PackageRef::Sha256(sha) => {
+            if let Some(p) = summary_by_id(conn, sha)? {
+                return Ok(p);
+            }
+            // A file name may look like a digest, too.
+            sha
+        }
+        PackageRef::FileName(name) => name,
+    };
     let mut by_name: Vec<PackageSummary> = packages::table
-        .filter(packages::filename.eq(id))
+        .filter(packages::filename.eq(name))
         .select(PackageSummary::as_select())
         .limit(2)
         .load(conn)?;
@@ -75,7 +87,7 @@ pub fn resolve(conn: &mut DbConnection, id: &str) -> Result<PackageSummary, Serv
         0 => Err(LookupError::PackageNotFound(id.to_string()).into()),
         1 => Ok(by_name.remove(0)),
         _ => Err(LookupError::Ambiguous(format!(
-            "{id:?} names more than one build (they differ in epoch); use the sha256 id"
+            "{name:?} names more than one build (they differ in epoch); use the sha256 id"
         ))
         .into()),
     }

@@ -15,7 +15,7 @@ use crate::service::catalog::queries::{current_channels, find_by_id, summary_by_
 use crate::service::catalog::views::PackageView;
 use crate::service::error::{IngestError, LookupError, PromotionError, PublishError};
 use crate::service::publish::{commit, Change, ChannelOp, PendingEvent};
-use crate::service::{Actor, Ctx, ServiceError};
+use crate::service::{Actor, ChannelName, Ctx, ServiceError};
 use parse::parse_upload;
 use upload::Received;
 
@@ -32,7 +32,7 @@ pub struct Ingested {
 pub fn ingest(
     ctx: &Ctx,
     upload: Received,
-    channel: Option<String>,
+    channel: Option<ChannelName>,
     actor: &Actor,
 ) -> Result<Ingested, ServiceError> {
     actor.require_upload()?;
@@ -74,7 +74,7 @@ pub fn ingest(
     let mut ops = Vec::new();
     if let Some(c) = &channel {
         ops.push(ChannelOp {
-            channel: c.clone(),
+            channel: c.to_string(),
             add: vec![sha.clone()],
             remove: vec![],
             require_in: None,
@@ -83,7 +83,7 @@ pub fn ingest(
         events.push(PendingEvent {
             kind: "added",
             package_id: Some(sha.clone()),
-            channel: Some(c.clone()),
+            channel: Some(c.to_string()),
             reason: None,
             detail: None,
         });
@@ -133,7 +133,7 @@ pub fn ingest(
 fn already_stored(
     ctx: &Ctx,
     existing: PackageSummary,
-    channel: Option<String>,
+    channel: Option<ChannelName>,
     actor: &Actor,
 ) -> Result<Ingested, ServiceError> {
     if existing.discarded_at.is_some() {
@@ -227,9 +227,8 @@ fn remove_orphan_blob(ctx: &Ctx, sha: &str) {
 }
 
 /// Only the first channel of the promotion path receives uploads.
-pub fn check_entry_channel(ctx: &Ctx, channel: &str) -> Result<(), ServiceError> {
-    let idx = ctx.channel_index(channel)?;
-    if idx != 0 {
+pub fn check_entry_channel(ctx: &Ctx, channel: &ChannelName) -> Result<(), ServiceError> {
+    if !channel.is_entry() {
         return Err(IngestError::NotEntryChannel {
             channel: channel.to_string(),
             entry: ctx.config.channels[0].clone(),

@@ -8,7 +8,7 @@ use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
 use crate::service::error::IngestError;
-use crate::service::{Actor, Ctx, ServiceError};
+use crate::service::{Actor, ChannelName, Ctx, ServiceError};
 
 /// A fully received upload, not yet validated or visible anywhere.
 pub struct Received {
@@ -44,7 +44,7 @@ pub struct Announced<'a> {
     /// The name the client sent.
     pub client_name: &'a str,
     /// `?channel=`: only the first channel of the path receives uploads.
-    pub channel: Option<&'a str>,
+    pub channel: Option<&'a ChannelName>,
     /// The `Content-Length`, when the client sent one.
     pub declared_len: Option<u64>,
 }

@@ -18,7 +18,7 @@ use crate::service::catalog::queries::{by_version, frozen, held, load_policy, re
 use crate::service::catalog::views::{rfc3339, PackageView};
 use crate::service::error::PublishError;
 use crate::service::publish::{commit, Change, ChannelOp, PendingEvent};
-use crate::service::{Actor, Ctx, ServiceError};
+use crate::service::{Actor, ChannelName, Ctx, ServiceError};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Candidate {
@@ -107,7 +107,11 @@ fn assess(
 }
 
 /// `GET /channels/{name}/candidates`.
-pub fn candidates(ctx: &Ctx, channel: &str, actor: &Actor) -> Result<Candidates, ServiceError> {
+pub fn candidates(
+    ctx: &Ctx,
+    channel: &ChannelName,
+    actor: &Actor,
+) -> Result<Candidates, ServiceError> {
     ctx.require_read(actor, channel)?;
     let mut conn = ctx.conn()?;
     let policy = load_policy(&mut conn, &ctx.config.channels, channel)?;

@@ -8,10 +8,10 @@ use super::{channel_event, need_reason, package_event};
 use crate::db::schema::*;
 use crate::policy::Note;
 use crate::service::catalog::packages::view;
-use crate::service::catalog::queries::{current_channels, frozen, resolve};
+use crate::service::catalog::queries::{current_channels, frozen, resolve, summary_of};
 use crate::service::catalog::views::{rfc3339, PackageView};
 use crate::service::publish::{commit, Change, ChannelOp, PendingEvent};
-use crate::service::{Actor, Ctx, ServiceError};
+use crate::service::{Actor, ChannelName, Ctx, PackageRef, ServiceError};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FreezeView {
@@ -39,11 +39,10 @@ impl From<Note> for NoteView {
 /// Freezing and unfreezing take the right to change the channel.
 pub fn set_frozen(
     ctx: &Ctx,
-    channel: &str,
+    channel: &ChannelName,
     reason: Option<&str>,
     actor: &Actor,
 ) -> Result<FreezeView, ServiceError> {
-    ctx.channel_index(channel)?;
     actor.require_promote(channel)?;
     let mut conn = ctx.conn()?;
     // The change and its event in one transaction: the event log is the outbox.
@@ -95,7 +94,7 @@ pub fn set_frozen(
 /// The panic button: anyone who may change builds (upload, any promote, admin).
 pub fn set_held(
     ctx: &Ctx,
-    id: &str,
+    id: &PackageRef,
     reason: Option<&str>,
     actor: &Actor,
 ) -> Result<PackageView, ServiceError> {
@@ -149,7 +148,7 @@ pub fn set_held(
         }
         Ok(())
     })?;
-    let p = resolve(&mut conn, &p.id)?;
+    let p = summary_of(&mut conn, &p.id)?;
     view(&mut conn, ctx, p, actor)
 }
 
@@ -157,7 +156,7 @@ pub fn set_held(
 /// file deleted, the row and its history kept as a tombstone.
 pub fn discard(
     ctx: &Ctx,
-    id: &str,
+    id: &PackageRef,
     reason: &str,
     actor: &Actor,
 ) -> Result<PackageView, ServiceError> {
@@ -205,6 +204,6 @@ pub fn discard(
         }
         conn = ctx.conn()?;
     }
-    let p = resolve(&mut conn, &p.id)?;
+    let p = summary_of(&mut conn, &p.id)?;
     view(&mut conn, ctx, p, actor)
 }

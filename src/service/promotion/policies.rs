@@ -10,7 +10,7 @@ use crate::db::DbConnection;
 use crate::policy::{Policy, PolicySpec};
 use crate::service::catalog::queries::load_policy;
 use crate::service::catalog::views::rfc3339;
-use crate::service::{Actor, Ctx, ServiceError};
+use crate::service::{Actor, ChannelName, Ctx, ServiceError};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyView {
@@ -27,13 +27,16 @@ pub struct PolicyView {
 }
 
 /// `GET /channels/{name}/policy`: needs read access to the channel.
-pub fn read_policy(ctx: &Ctx, channel: &str, actor: &Actor) -> Result<PolicyView, ServiceError> {
+pub fn read_policy(
+    ctx: &Ctx,
+    channel: &ChannelName,
+    actor: &Actor,
+) -> Result<PolicyView, ServiceError> {
     ctx.require_read(actor, channel)?;
     policy_view(ctx, channel)
 }
 
-fn policy_view(ctx: &Ctx, channel: &str) -> Result<PolicyView, ServiceError> {
-    ctx.channel_index(channel)?;
+fn policy_view(ctx: &Ctx, channel: &ChannelName) -> Result<PolicyView, ServiceError> {
     let mut conn = ctx.conn()?;
     let p = load_policy(&mut conn, &ctx.config.channels, channel)?;
     let sched: Option<(i64, Option<i64>)> = schedules::table
@@ -82,12 +85,11 @@ fn store_policy(
 /// `PUT /channels/{name}/policy` (admin).
 pub fn set_policy(
     ctx: &Ctx,
-    channel: &str,
+    channel: &ChannelName,
     spec: &PolicySpec,
     actor: &Actor,
 ) -> Result<PolicyView, ServiceError> {
     actor.require_admin()?;
-    ctx.channel_index(channel)?;
     let mut conn = ctx.conn()?;
     store_policy(ctx, &mut conn, channel, spec, &actor.name)?;
     crate::db::write_transaction(&mut conn, |conn| {

@@ -14,7 +14,7 @@ use crate::service::catalog::queries::{by_version, current_channels, held, load_
 use crate::service::catalog::views::*;
 use crate::service::error::PromotionError;
 use crate::service::publish::{commit, Change, ChannelOp, PendingEvent, Reject};
-use crate::service::{Actor, Ctx, ServiceError};
+use crate::service::{Actor, ChannelName, Ctx, PackageRef, ServiceError};
 
 /// The manual gate into `to`: the channel's policy decides who may promote;
 /// a held build needs `force` and admin rights; a discarded one goes nowhere.
@@ -22,7 +22,7 @@ fn manual_gate(
     ctx: &Ctx,
     conn: &mut DbConnection,
     p: &PackageSummary,
-    to: &str,
+    to: &ChannelName,
     actor: &Actor,
     force: bool,
 ) -> Result<(), ServiceError> {
@@ -34,7 +34,7 @@ fn manual_gate(
         .into());
     }
     let policy = load_policy(conn, &ctx.config.channels, to)?;
-    let entry_upload = ctx.channel_index(to)? == 0 && actor.grants.may_upload();
+    let entry_upload = to.is_entry() && actor.grants.may_upload();
     if policy.require_permission && !entry_upload {
         actor.require_promote(to)?;
     } else if !actor.authenticated {
@@ -54,12 +54,12 @@ fn manual_gate(
 /// Promotes a build into `to`, which must directly follow a channel holding it.
 pub fn promote(
     ctx: &Ctx,
-    id: &str,
-    to: &str,
+    id: &PackageRef,
+    to: &ChannelName,
     force: bool,
     actor: &Actor,
 ) -> Result<ChangeResult, ServiceError> {
-    let idx = ctx.channel_index(to)?;
+    let idx = to.position();
     let mut conn = ctx.conn()?;
     let p = resolve(&mut conn, id)?;
     manual_gate(ctx, &mut conn, &p, to, actor, force)?;
@@ -80,7 +80,7 @@ pub fn promote(
         ))
         .into());
     };
-    if held.is_empty() && ctx.channel_index(&source)? == 0 {
+    if held.is_empty() && idx == 1 {
         // The usual first-hour slip: an upload without `?channel=`.
         return Err(PromotionError::NotAllowed(format!(
             "{} is in no channel yet: add it to {source:?} first, by uploading it again \
@@ -127,12 +127,12 @@ pub fn promote(
 /// then serves the newest other build of the same name and arch it still holds.
 pub fn demote(
     ctx: &Ctx,
-    id: &str,
-    from: &str,
+    id: &PackageRef,
+    from: &ChannelName,
     reason: &str,
     actor: &Actor,
 ) -> Result<ChangeResult, ServiceError> {
-    let idx = ctx.channel_index(from)?;
+    let idx = from.position();
     // Before anything is looked up: who may not demote learns nothing.
     actor.require_promote(from)?;
     if reason.trim().is_empty() {
@@ -252,12 +252,12 @@ pub struct BulkResult {
 /// single promotion: every build must be in the channel right before `to`.
 pub fn promote_many(
     ctx: &Ctx,
-    ids: &[String],
-    to: &str,
+    ids: &[PackageRef],
+    to: &ChannelName,
     force: bool,
     actor: &Actor,
 ) -> Result<BulkResult, ServiceError> {
-    let idx = ctx.channel_index(to)?;
+    let idx = to.position();
     if ids.is_empty() || ids.len() > 100_000 {
         return Err(ServiceError::BadRequest(
             "\"packages\" must list between 1 and 100000 builds".into(),
@@ -342,7 +342,7 @@ pub fn promote_many(
     let committed = commit(ctx, change, actor)?;
     Ok(BulkResult {
         channel: to.to_string(),
-        revision: committed.revisions.get(to).copied(),
+        revision: committed.revisions.get(to.as_str()).copied(),
         added,
         already_present,
     })

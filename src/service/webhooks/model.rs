@@ -103,7 +103,7 @@ fn validate(ctx: &Ctx, spec: &WebhookSpec) -> Result<(), ServiceError> {
         ));
     }
     for c in &spec.channels {
-        ctx.channel_index(c)?;
+        ctx.channel(c)?;
     }
     for e in &spec.events {
         if !EVENT_TYPES.contains(&e.as_str()) {
