@@ -178,7 +178,8 @@ fn bad_input_is_refused_and_leaves_nothing(b: Backend) {
     let r = put_bytes(&srv.api("/packages/x.rpm?channel=staging"), &good);
     assert_eq!(r.status, 422, "{}", r.text());
     assert_eq!(r.error_code(), "not_entry_channel");
-    assert!(r.text().contains("\"qa\""), "{}", r.text());
+    let message = r.json()["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("\"qa\""), "{message}");
 
     let r = post_json(
         &srv.api("/packages/x/promote"),

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use diesel::prelude::*;
 
 use super::packages::{rpm_location, view, views};
-use super::queries::{by_version, frozen};
+use super::queries::{by_version, frozen, open_member_ids, summaries_by_ids};
 use crate::db::models::*;
 use crate::db::schema::*;
 use crate::db::DbConnection;
@@ -43,11 +43,7 @@ fn channel_view(
         repo_url: format!("{}/rpm/{name}/", ctx.config.base_url),
         repo_file: format!("{}/rpm/{name}.repo", ctx.config.base_url),
         apt_sources: format!("{}/deb/{name}.sources", ctx.config.base_url),
-        frozen: frozen(conn, name)?.map(|n| Marker {
-            by: n.by,
-            at: rfc3339(n.at),
-            reason: n.reason,
-        }),
+        frozen: frozen(conn, name)?.map(Marker::from),
     })
 }
 
@@ -90,15 +86,7 @@ fn package_views(
     actor: &Actor,
 ) -> Result<Vec<PackageView>, ServiceError> {
     let ids: Vec<String> = ids.into_iter().collect();
-    let mut list = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        list.extend(
-            packages::table
-                .filter(packages::id.eq_any(chunk))
-                .select(PackageSummary::as_select())
-                .load(conn)?,
-        );
-    }
+    let mut list = summaries_by_ids(conn, &ids)?;
     list.sort_by(by_version);
     let mut out = views(conn, ctx, list)?;
     for v in &mut out {
@@ -234,14 +222,7 @@ pub fn latest(
     let mut conn = ctx.conn()?;
     let mut q = packages::table
         .filter(packages::name.eq(name))
-        .filter(
-            packages::id.eq_any(
-                memberships::table
-                    .filter(memberships::channel.eq(channel))
-                    .filter(memberships::removed_in.is_null())
-                    .select(memberships::package_id),
-            ),
-        )
+        .filter(packages::id.eq_any(open_member_ids(channel)))
         .select((PackageSummary::as_select(), packages::pool_path))
         .into_boxed();
     if let Some(a) = arch {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use diesel::prelude::*;
 
-use super::queries::{current_channels, resolve};
+use super::queries::{current_channels, open_member_ids, open_memberships, resolve, ID_CHUNK};
 use crate::db::models::*;
 use crate::db::schema::*;
 use crate::db::DbConnection;
@@ -50,10 +50,9 @@ pub fn views(
 ) -> Result<Vec<PackageView>, ServiceError> {
     let ids: Vec<&String> = list.iter().map(|p| &p.id).collect();
     let mut by_pkg: HashMap<String, Vec<String>> = HashMap::new();
-    for chunk in ids.chunks(500) {
-        let rows: Vec<(String, String)> = memberships::table
+    for chunk in ids.chunks(ID_CHUNK) {
+        let rows: Vec<(String, String)> = open_memberships()
             .filter(memberships::package_id.eq_any(chunk))
-            .filter(memberships::removed_in.is_null())
             .select((memberships::package_id, memberships::channel))
             .load(conn)?;
         for (p, c) in rows {
@@ -123,22 +122,15 @@ pub fn list(ctx: &Ctx, f: &ListFilter, actor: &Actor) -> Result<Vec<PackageView>
         // Filtering by a channel is reading it: a private channel's contents
         // must not be listed, nor probed build by build with `name`.
         ctx.require_read(actor, &ctx.channel(c)?)?;
-        let in_channel = memberships::table
-            .filter(memberships::channel.eq(c.clone()))
-            .filter(memberships::removed_in.is_null())
-            .select(memberships::package_id);
-        q = q.filter(packages::id.eq_any(in_channel));
+        q = q.filter(packages::id.eq_any(open_member_ids(c)));
     }
     // Builds only in channels the caller may not read stay invisible.
     if let Some(readable) = readable_channels(ctx, actor) {
-        let in_readable = memberships::table
+        let in_readable = open_memberships()
             .filter(memberships::channel.eq_any(readable))
-            .filter(memberships::removed_in.is_null())
             .select(memberships::package_id);
         if sees_unplaced(ctx, actor) {
-            let placed = memberships::table
-                .filter(memberships::removed_in.is_null())
-                .select(memberships::package_id);
+            let placed = open_memberships().select(memberships::package_id);
             q = q.filter(
                 packages::id
                     .eq_any(in_readable)

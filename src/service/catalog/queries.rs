@@ -95,9 +95,8 @@ pub fn resolve(conn: &mut DbConnection, id: &PackageRef) -> Result<PackageSummar
 
 /// Channels holding the package now, in promotion order.
 pub fn current_channels(conn: &mut DbConnection, id: &str) -> Result<Vec<String>, ServiceError> {
-    let names: Vec<String> = memberships::table
+    let names: Vec<String> = open_memberships()
         .filter(memberships::package_id.eq(id))
-        .filter(memberships::removed_in.is_null())
         .select(memberships::channel)
         .load(conn)?;
     let order: Vec<String> = channels::table
@@ -200,16 +199,27 @@ pub fn head_revision(
     Ok((head, created))
 }
 
-/// The builds a channel holds now (its open memberships).
+/// Memberships still open: the builds channels hold now.
+#[diesel::dsl::auto_type]
+pub fn open_memberships() -> _ {
+    memberships::table.filter(memberships::removed_in.is_null())
+}
+
+/// The ids `channel` holds now, as a subquery
+/// (`packages::id.eq_any(open_member_ids(c))`).
+#[diesel::dsl::auto_type]
+pub fn open_member_ids<'a>(channel: &'a str) -> _ {
+    open_memberships()
+        .filter(memberships::channel.eq(channel))
+        .select(memberships::package_id)
+}
+
+/// The builds a channel holds now.
 pub fn open_members(
     conn: &mut DbConnection,
     channel: &str,
 ) -> Result<Vec<String>, diesel::result::Error> {
-    memberships::table
-        .filter(memberships::channel.eq(channel))
-        .filter(memberships::removed_in.is_null())
-        .select(memberships::package_id)
-        .load(conn)
+    open_member_ids(channel).load(conn)
 }
 
 /// How many ids one statement takes: SQLite allows 32,766 parameters and a

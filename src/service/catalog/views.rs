@@ -43,6 +43,17 @@ pub struct Marker {
     pub reason: String,
 }
 
+/// A gate as a caller sees it: who set it, when, and why.
+impl From<crate::policy::Note> for Marker {
+    fn from(n: crate::policy::Note) -> Marker {
+        Marker {
+            by: n.by,
+            at: rfc3339(n.at),
+            reason: n.reason,
+        }
+    }
+}
+
 fn marker(at: Option<i64>, by: &Option<String>, reason: &Option<String>) -> Option<Marker> {
     at.map(|at| Marker {
         by: by.clone().unwrap_or_default(),

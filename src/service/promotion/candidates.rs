@@ -7,15 +7,16 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::gates::NoteView;
 use crate::db::models::PackageSummary;
 use crate::db::schema::*;
 use crate::db::DbConnection;
 use crate::formats::compare_versions;
 use crate::policy::{blockers, Blocker, BuildFacts, Note, Policy};
 use crate::service::catalog::packages::view;
-use crate::service::catalog::queries::{by_version, frozen, held, load_policy, rejections_for};
-use crate::service::catalog::views::{rfc3339, PackageView};
+use crate::service::catalog::queries::{
+    by_version, frozen, held, load_policy, open_members, rejections_for, summaries_by_ids,
+};
+use crate::service::catalog::views::{rfc3339, Marker, PackageView};
 use crate::service::error::PublishError;
 use crate::service::publish::{commit, Change, ChannelOp, PendingEvent};
 use crate::service::{Actor, ChannelName, Ctx, ServiceError};
@@ -34,7 +35,7 @@ pub struct Candidates {
     pub channel: String,
     pub source: Option<String>,
     pub rule: String,
-    pub frozen: Option<NoteView>,
+    pub frozen: Option<Marker>,
     /// Builds in the source channel that may go on now.
     pub eligible: Vec<Candidate>,
     /// The other builds in the source channel, each with why not.
@@ -70,24 +71,10 @@ fn assess(
         .select((memberships::package_id, revisions::created_at))
         .load(conn)?;
     let entered: HashMap<String, i64> = stays.into_iter().collect();
-    let present: HashSet<String> = memberships::table
-        .filter(memberships::channel.eq(&policy.channel))
-        .filter(memberships::removed_in.is_null())
-        .select(memberships::package_id)
-        .load::<String>(conn)?
-        .into_iter()
-        .collect();
+    let present: HashSet<String> = open_members(conn, &policy.channel)?.into_iter().collect();
     let rejected = rejections_for(conn, &policy.channel)?;
     let ids: Vec<&String> = entered.keys().collect();
-    let mut list = Vec::new();
-    for chunk in ids.chunks(500) {
-        list.extend(
-            packages::table
-                .filter(packages::id.eq_any(chunk))
-                .select(PackageSummary::as_select())
-                .load::<PackageSummary>(conn)?,
-        );
-    }
+    let list = summaries_by_ids(conn, &ids)?;
     let mut out = Vec::with_capacity(list.len());
     for p in list {
         let facts = BuildFacts {
@@ -134,7 +121,7 @@ pub fn candidates(
         channel: channel.into(),
         source: policy.source.clone(),
         rule: policy.rule(),
-        frozen: freeze.map(NoteView::from),
+        frozen: freeze.map(Marker::from),
         eligible,
         blocked,
     })
@@ -166,18 +153,10 @@ pub fn auto_promote(ctx: &Ctx, policy: &Policy) -> Result<AutoRun, ServiceError>
         return Ok(run);
     }
     // Newest build of each (kind, name, arch) the channel already holds.
-    let held_ids: Vec<String> = memberships::table
-        .filter(memberships::channel.eq(&policy.channel))
-        .filter(memberships::removed_in.is_null())
-        .select(memberships::package_id)
-        .load(&mut conn)?;
+    let held_ids = open_members(&mut conn, &policy.channel)?;
     let mut newest_held: HashMap<(String, String, String), PackageSummary> = HashMap::new();
-    for chunk in held_ids.chunks(500) {
-        let rows: Vec<PackageSummary> = packages::table
-            .filter(packages::id.eq_any(chunk))
-            .select(PackageSummary::as_select())
-            .load(&mut conn)?;
-        for p in rows {
+    {
+        for p in summaries_by_ids(&mut conn, &held_ids)? {
             let key = (p.kind.clone(), p.name.clone(), p.arch.clone());
             let newer = newest_held.get(&key).is_none_or(|h| {
                 compare_versions(

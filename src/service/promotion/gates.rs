@@ -6,34 +6,16 @@ use serde::Serialize;
 
 use super::{channel_event, need_reason, package_event};
 use crate::db::schema::*;
-use crate::policy::Note;
 use crate::service::catalog::packages::view;
 use crate::service::catalog::queries::{current_channels, frozen, resolve, summary_of};
-use crate::service::catalog::views::{rfc3339, PackageView};
+use crate::service::catalog::views::{Marker, PackageView};
 use crate::service::publish::{commit, Change, ChannelOp, PendingEvent};
 use crate::service::{Actor, ChannelName, Ctx, PackageRef, ServiceError};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FreezeView {
     pub channel: String,
-    pub frozen: Option<NoteView>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct NoteView {
-    pub by: String,
-    pub at: String,
-    pub reason: String,
-}
-
-impl From<Note> for NoteView {
-    fn from(n: Note) -> NoteView {
-        NoteView {
-            by: n.by,
-            at: rfc3339(n.at),
-            reason: n.reason,
-        }
-    }
+    pub frozen: Option<Marker>,
 }
 
 /// Freezing and unfreezing take the right to change the channel.
@@ -87,7 +69,7 @@ pub fn set_frozen(
     })?;
     Ok(FreezeView {
         channel: channel.into(),
-        frozen: frozen(&mut conn, channel)?.map(NoteView::from),
+        frozen: frozen(&mut conn, channel)?.map(Marker::from),
     })
 }
 

@@ -10,7 +10,9 @@ use crate::db::schema::*;
 use crate::db::DbConnection;
 use crate::service::catalog::channels::builds;
 use crate::service::catalog::packages::view;
-use crate::service::catalog::queries::{by_version, current_channels, held, load_policy, resolve};
+use crate::service::catalog::queries::{
+    by_version, current_channels, held, load_policy, open_member_ids, open_members, resolve,
+};
 use crate::service::catalog::views::*;
 use crate::service::error::PromotionError;
 use crate::service::publish::{commit, Change, ChannelOp, PendingEvent, Reject};
@@ -177,14 +179,7 @@ pub fn demote(
             .filter(packages::arch.eq(&p.arch))
             .filter(packages::kind.eq(&p.kind))
             .filter(packages::id.ne(&p.id))
-            .filter(
-                packages::id.eq_any(
-                    memberships::table
-                        .filter(memberships::channel.eq(c))
-                        .filter(memberships::removed_in.is_null())
-                        .select(memberships::package_id),
-                ),
-            )
+            .filter(packages::id.eq_any(open_member_ids(c)))
             .select(PackageSummary::as_select())
             .load(&mut conn)?;
         let best = others.into_iter().max_by(by_version);
@@ -266,13 +261,7 @@ pub fn promote_many(
     let source = idx.checked_sub(1).map(|i| ctx.config.channels[i].clone());
     let mut conn = ctx.conn()?;
     let in_channel = |conn: &mut DbConnection, c: &str| -> Result<HashSet<String>, ServiceError> {
-        Ok(memberships::table
-            .filter(memberships::channel.eq(c))
-            .filter(memberships::removed_in.is_null())
-            .select(memberships::package_id)
-            .load::<String>(conn)?
-            .into_iter()
-            .collect())
+        Ok(open_members(conn, c)?.into_iter().collect())
     };
     let present = in_channel(&mut conn, to)?;
     let in_source = match &source {

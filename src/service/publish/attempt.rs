@@ -12,7 +12,7 @@ use super::{Change, CommitResult, Committed, PendingEvent};
 use crate::db::models::*;
 use crate::db::schema::*;
 use crate::db::{is_unique_violation, DbConnection};
-use crate::service::catalog::queries::{frozen, head_revision, open_members};
+use crate::service::catalog::queries::{frozen, head_revision, open_member_ids, open_members};
 use crate::service::error::PublishError;
 use crate::service::{Actor, Clock, Ctx, ServiceError};
 
@@ -278,11 +278,8 @@ fn still_in_source(conn: &mut DbConnection, source: &str, ids: &[String]) -> Res
         .set(channels::head.eq(channels::head))
         .execute(conn)?;
     for id in ids {
-        let still_there = memberships::table
-            .filter(memberships::channel.eq(source))
+        let still_there = open_member_ids(source)
             .filter(memberships::package_id.eq(id))
-            .filter(memberships::removed_in.is_null())
-            .select(memberships::package_id)
             .first::<String>(conn)
             .optional()?;
         if still_there.is_none() {

@@ -23,6 +23,7 @@ use crate::db::DbConnection;
 use crate::formats::apt::{stanza_block_chunk, stanza_text};
 use crate::formats::gzchain::Chunk;
 use crate::formats::yum::{block_chunks, Chunks, Fragments};
+use crate::service::catalog::queries::ID_CHUNK;
 use crate::service::error::PublishError;
 use crate::service::ServiceError;
 
@@ -291,7 +292,7 @@ impl PieceCache {
         };
         if !missing.is_empty() {
             let mut sources: Vec<Source> = Vec::with_capacity(missing.len());
-            for chunk in missing.chunks(500) {
+            for chunk in missing.chunks(ID_CHUNK) {
                 sources.extend(
                     packages::table
                         .filter(packages::id.eq_any(chunk))
@@ -401,7 +402,7 @@ fn compress_rpm_blocks(
             .into_iter()
             .collect();
         let mut texts: HashMap<String, Fragments> = HashMap::with_capacity(needed.len());
-        for chunk in needed.chunks(500) {
+        for chunk in needed.chunks(ID_CHUNK) {
             for r in packages::table
                 .filter(packages::id.eq_any(chunk))
                 .select(FragmentRow::as_select())

@@ -11,7 +11,7 @@ use crate::db::models::PackageSummary;
 use crate::db::schema::*;
 use crate::db::DbConnection;
 use crate::formats::compare_versions;
-use crate::service::catalog::queries::load_policy;
+use crate::service::catalog::queries::{load_policy, ID_CHUNK};
 use crate::service::{Actor, Ctx, ServiceError};
 
 pub fn record_rejection(
@@ -97,7 +97,7 @@ pub fn retention_overflow(
     // In chunks: a bulk promotion may add more builds than a statement takes
     // parameters (SQLite allows 32,766).
     let mut names: HashSet<String> = HashSet::new();
-    for chunk in adding.chunks(500) {
+    for chunk in adding.chunks(ID_CHUNK) {
         names.extend(
             packages::table
                 .filter(packages::id.eq_any(chunk))
@@ -108,7 +108,7 @@ pub fn retention_overflow(
     names.extend(fresh.iter().map(|k| k.2.clone()));
     let names: Vec<String> = names.into_iter().collect();
     let mut same_names: Vec<Key> = Vec::new();
-    for chunk in names.chunks(500) {
+    for chunk in names.chunks(ID_CHUNK) {
         same_names.extend(
             packages::table
                 .filter(packages::name.eq_any(chunk))
