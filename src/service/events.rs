@@ -10,7 +10,7 @@
 
 use diesel::prelude::*;
 
-use super::ServiceError;
+use super::{Actor, ServiceError};
 use crate::db::models::NewEvent;
 use crate::db::schema::events;
 use crate::db::DbConnection;
@@ -31,4 +31,20 @@ pub fn append(conn: &mut DbConnection, rows: &[NewEvent]) -> Result<(), ServiceE
         Ok::<_, diesel::result::Error>(())
     })?;
     Ok(())
+}
+
+/// An event `actor` caused at `at`, about nothing yet: set what it concerns
+/// (`package_id`, `channel`, `reason`, `detail`) with struct update syntax.
+pub fn by(actor: &Actor, at: i64, kind: &str) -> NewEvent {
+    NewEvent {
+        at,
+        kind: kind.to_string(),
+        package_id: None,
+        channel: None,
+        revision: None,
+        actor: actor.name.clone(),
+        client: actor.client.clone(),
+        reason: None,
+        detail: None,
+    }
 }

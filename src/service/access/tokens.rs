@@ -15,7 +15,7 @@ use crate::db::{is_unique_violation, DbConnection};
 use crate::service::access::{self, Grants, Permission};
 use crate::service::catalog::views::rfc3339;
 use crate::service::error::AccessError;
-use crate::service::{Actor, ServiceError};
+use crate::service::{events, Actor, ServiceError};
 
 /// The token name `FORKLIFT_ADMIN_TOKEN` and the first start use.
 pub const BOOTSTRAP_NAME: &str = "admin";
@@ -90,20 +90,11 @@ pub(crate) fn admin_event(
     actor: &Actor,
     detail: serde_json::Value,
 ) -> Result<(), ServiceError> {
-    crate::service::events::append(
-        conn,
-        &[NewEvent {
-            at: now,
-            kind: kind.into(),
-            package_id: None,
-            channel: None,
-            revision: None,
-            actor: actor.name.clone(),
-            client: actor.client.clone(),
-            reason: None,
-            detail: Some(detail.to_string()),
-        }],
-    )
+    let event = NewEvent {
+        detail: Some(detail.to_string()),
+        ..events::by(actor, now, kind)
+    };
+    events::append(conn, &[event])
 }
 
 /// Creates a token and returns its secret, which is never shown again.

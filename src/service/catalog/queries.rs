@@ -33,6 +33,19 @@ impl Versioned for PackageSummary {
     }
 }
 
+impl Versioned for PackageRow {
+    fn order_key(&self) -> (&str, &str, &str, i32, &str, &str) {
+        (
+            &self.name,
+            &self.arch,
+            &self.kind,
+            self.epoch,
+            &self.version,
+            &self.release,
+        )
+    }
+}
+
 /// Orders builds by [`Versioned::order_key`]: sorting groups each name and
 /// arch together, oldest first; `max_by` picks the newest.
 pub fn by_version<T: Versioned>(a: &T, b: &T) -> std::cmp::Ordering {

@@ -10,7 +10,7 @@ pub mod transitions;
 
 use crate::db::models::NewEvent;
 use crate::db::DbConnection;
-use crate::service::{Actor, Ctx, ServiceError};
+use crate::service::{events, Actor, Ctx, ServiceError};
 
 fn channel_event(
     ctx: &Ctx,
@@ -21,20 +21,13 @@ fn channel_event(
     reason: Option<String>,
     detail: Option<serde_json::Value>,
 ) -> Result<(), ServiceError> {
-    crate::service::events::append(
-        conn,
-        &[NewEvent {
-            at: ctx.clock.now(),
-            kind: kind.into(),
-            package_id: None,
-            channel: Some(channel.into()),
-            revision: None,
-            actor: actor.name.clone(),
-            client: actor.client.clone(),
-            reason,
-            detail: detail.map(|d| d.to_string()),
-        }],
-    )
+    let event = NewEvent {
+        channel: Some(channel.into()),
+        reason,
+        detail: detail.map(|d| d.to_string()),
+        ..events::by(actor, ctx.clock.now(), kind)
+    };
+    events::append(conn, &[event])
 }
 
 fn package_event(
@@ -45,20 +38,12 @@ fn package_event(
     actor: &Actor,
     reason: Option<String>,
 ) -> Result<(), ServiceError> {
-    crate::service::events::append(
-        conn,
-        &[NewEvent {
-            at: ctx.clock.now(),
-            kind: kind.into(),
-            package_id: Some(package_id.into()),
-            channel: None,
-            revision: None,
-            actor: actor.name.clone(),
-            client: actor.client.clone(),
-            reason,
-            detail: None,
-        }],
-    )
+    let event = NewEvent {
+        package_id: Some(package_id.into()),
+        reason,
+        ..events::by(actor, ctx.clock.now(), kind)
+    };
+    events::append(conn, &[event])
 }
 
 fn need_reason(reason: &str, what: &str) -> Result<String, ServiceError> {

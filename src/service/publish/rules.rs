@@ -11,7 +11,7 @@ use crate::db::models::PackageSummary;
 use crate::db::schema::*;
 use crate::db::DbConnection;
 use crate::formats::compare_versions;
-use crate::service::catalog::queries::{load_policy, ID_CHUNK};
+use crate::service::catalog::queries::{load_policy, Versioned, ID_CHUNK};
 use crate::service::{Actor, Ctx, ServiceError};
 
 pub fn record_rejection(
@@ -68,32 +68,20 @@ pub fn retention_overflow(
 ) -> Result<Vec<String>, ServiceError> {
     let retain = load_policy(conn, &ctx.config.channels, channel)?.retain as usize;
     type Key = (String, String, String, String, i32, String, String);
-    let key = |p: &PackageSummary| -> Key {
+    fn key(id: &str, v: &impl Versioned) -> Key {
+        let (name, arch, kind, epoch, version, release) = v.order_key();
         (
-            p.id.clone(),
-            p.kind.clone(),
-            p.name.clone(),
-            p.arch.clone(),
-            p.epoch,
-            p.version.clone(),
-            p.release.clone(),
+            id.to_string(),
+            kind.to_string(),
+            name.to_string(),
+            arch.to_string(),
+            epoch,
+            version.to_string(),
+            release.to_string(),
         )
-    };
+    }
     // An upload's row is inserted in the same transaction, so not yet visible.
-    let fresh: Vec<Key> = new_packages
-        .iter()
-        .map(|p| {
-            (
-                p.id.clone(),
-                p.kind.clone(),
-                p.name.clone(),
-                p.arch.clone(),
-                p.epoch,
-                p.version.clone(),
-                p.release.clone(),
-            )
-        })
-        .collect();
+    let fresh: Vec<Key> = new_packages.iter().map(|p| key(&p.id, p)).collect();
     // In chunks: a bulk promotion may add more builds than a statement takes
     // parameters (SQLite allows 32,766).
     let mut names: HashSet<String> = HashSet::new();
@@ -115,7 +103,7 @@ pub fn retention_overflow(
                 .select(PackageSummary::as_select())
                 .load::<PackageSummary>(conn)?
                 .iter()
-                .map(key),
+                .map(|p| key(&p.id, p)),
         );
     }
     same_names.extend(fresh);

@@ -294,9 +294,6 @@ fn failed(
     if now - first >= ctx.config.webhook_max_age.as_millis() as i64 {
         // Given up on this event (its attempts stay recorded); the next one goes.
         tracing::warn!(webhook = %hook.name, event = e.id, "webhook event given up after the maximum age");
-        diesel::update(webhooks::table.find(hook.id))
-            .set(webhooks::failures.eq(failures))
-            .execute(conn)?;
         hook.failures = failures;
         advance_keep_failures(conn, hook, e.id)?;
         return Ok(AfterFailure::Next);
@@ -335,20 +332,16 @@ fn disable(
                 webhooks::disabled_reason.eq(Some(reason)),
             ))
             .execute(conn)?;
-        crate::service::events::append(
-            conn,
-            &[NewEvent {
-                at: ctx.clock.now(),
-                kind: "webhook_disabled".into(),
-                package_id: None,
-                channel: None,
-                revision: None,
-                actor: "forklift".into(),
-                client: "webhooks".into(),
-                reason: Some(reason.to_string()),
-                detail: Some(serde_json::json!({"webhook": hook.name}).to_string()),
-            }],
-        )
+        let server = Actor {
+            client: "webhooks".into(),
+            ..Actor::system()
+        };
+        let event = NewEvent {
+            reason: Some(reason.to_string()),
+            detail: Some(serde_json::json!({"webhook": hook.name}).to_string()),
+            ..crate::service::events::by(&server, ctx.clock.now(), "webhook_disabled")
+        };
+        crate::service::events::append(conn, &[event])
     })
 }
 
@@ -358,21 +351,12 @@ fn advance(
     hook: &mut WebhookRow,
     event_id: i64,
 ) -> Result<(), ServiceError> {
-    diesel::update(webhooks::table.find(hook.id))
-        .set((
-            webhooks::cursor.eq(event_id),
-            webhooks::attempts.eq(0),
-            webhooks::failures.eq(0),
-            webhooks::first_attempt_at.eq(None::<i64>),
-            webhooks::next_attempt_at.eq(None::<i64>),
-        ))
-        .execute(conn)?;
-    hook.cursor = event_id;
-    hook.attempts = 0;
     hook.failures = 0;
-    Ok(())
+    advance_keep_failures(conn, hook, event_id)
 }
 
+/// The same, keeping the count of consecutive failures (an event given up
+/// on still counts towards disabling the subscription).
 fn advance_keep_failures(
     conn: &mut DbConnection,
     hook: &mut WebhookRow,
@@ -382,6 +366,7 @@ fn advance_keep_failures(
         .set((
             webhooks::cursor.eq(event_id),
             webhooks::attempts.eq(0),
+            webhooks::failures.eq(hook.failures),
             webhooks::first_attempt_at.eq(None::<i64>),
             webhooks::next_attempt_at.eq(None::<i64>),
         ))

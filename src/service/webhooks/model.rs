@@ -202,6 +202,21 @@ pub fn create(ctx: &Ctx, req: &CreateWebhook, actor: &Actor) -> Result<WebhookVi
     view(&mut conn, &row)
 }
 
+/// Writes a subscription's target and filters (not its state).
+fn store_spec(conn: &mut DbConnection, id: i64, spec: &WebhookSpec) -> Result<(), ServiceError> {
+    diesel::update(webhooks::table.find(id))
+        .set((
+            webhooks::url.eq(&spec.url),
+            webhooks::secret.eq(&spec.secret),
+            webhooks::channels.eq(spec.channels.join(" ")),
+            webhooks::packages.eq(spec.packages.join(" ")),
+            webhooks::event_types.eq(spec.events.join(" ")),
+            webhooks::format.eq(spec.format.as_deref().unwrap_or("json")),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Subscriptions in the config file (`[webhooks.<name>]`) are created or
 /// updated at every start; their delivery position is kept.
 pub fn apply_config(ctx: &Ctx) -> Result<(), ServiceError> {
@@ -216,16 +231,7 @@ pub fn apply_config(ctx: &Ctx) -> Result<(), ServiceError> {
             None => insert(ctx, &mut conn, name, spec, "config")?,
             Some(id) => {
                 validate(ctx, spec)?;
-                diesel::update(webhooks::table.find(id))
-                    .set((
-                        webhooks::url.eq(&spec.url),
-                        webhooks::secret.eq(&spec.secret),
-                        webhooks::channels.eq(spec.channels.join(" ")),
-                        webhooks::packages.eq(spec.packages.join(" ")),
-                        webhooks::event_types.eq(spec.events.join(" ")),
-                        webhooks::format.eq(spec.format.as_deref().unwrap_or("json")),
-                    ))
-                    .execute(&mut conn)?;
+                store_spec(&mut conn, id, spec)?;
             }
         }
     }
@@ -270,16 +276,9 @@ pub fn update(
     };
     validate(ctx, &spec)?;
     let reactivate = u.active == Some(true) && !row.active;
+    store_spec(&mut conn, id, &spec)?;
     diesel::update(webhooks::table.find(id))
-        .set((
-            webhooks::url.eq(&spec.url),
-            webhooks::secret.eq(&spec.secret),
-            webhooks::channels.eq(spec.channels.join(" ")),
-            webhooks::packages.eq(spec.packages.join(" ")),
-            webhooks::event_types.eq(spec.events.join(" ")),
-            webhooks::format.eq(spec.format.as_deref().unwrap_or("json")),
-            webhooks::active.eq(u.active.unwrap_or(row.active)),
-        ))
+        .set(webhooks::active.eq(u.active.unwrap_or(row.active)))
         .execute(&mut conn)?;
     if reactivate {
         diesel::update(webhooks::table.find(id))
