@@ -213,14 +213,10 @@ fn bulk_promotion_is_one_revision(b: Backend) {
     );
     let staging = get(&srv.api("/channels/staging")).json();
     assert_eq!(staging["packages"].as_array().expect("pkgs").len(), 3);
-    let d = get(&srv.api(&format!("/packages/{LIB}"))).json();
-    let kinds: Vec<&str> = d["history"]
-        .as_array()
-        .expect("h")
-        .iter()
-        .map(|e| e["kind"].as_str().expect("k"))
-        .collect();
-    assert_eq!(kinds, vec!["uploaded", "added", "promoted"]);
+    assert_eq!(
+        history_kinds(&srv, LIB),
+        vec!["uploaded", "added", "promoted"]
+    );
     assert_eq!(
         post_json(
             &srv.api("/channels/qa/promote"),

@@ -76,13 +76,6 @@ fn blockers(srv: &TestServer, channel: &str, file: &str) -> Vec<String> {
     panic!("{file} is not a candidate for {channel}: {c}");
 }
 
-fn history(srv: &TestServer, file: &str) -> Vec<serde_json::Value> {
-    get(&srv.api(&format!("/packages/{file}"))).json()["history"]
-        .as_array()
-        .expect("history")
-        .clone()
-}
-
 /// "Every hour, take the latest accepted build from staging to prod — but only
 /// one that has sat in staging for at least an hour. Builds reach staging from
 /// CI after a 30-minute delay. If anyone presses the panic button, that build

@@ -80,18 +80,15 @@ fn upload_and_promotion(b: Backend) {
     assert_eq!(r.error_code(), "channel_not_found");
 
     // History has every event of the build, with actor and client.
-    let d = get(&srv.api(&format!("/packages/{id}"))).json();
-    let kinds: Vec<&str> = d["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .map(|e| e["kind"].as_str().expect("kind"))
-        .collect();
-    assert_eq!(kinds, vec!["uploaded", "added", "promoted", "promoted"]);
-    for e in d["history"].as_array().expect("history") {
+    assert_eq!(
+        history_kinds(&srv, &id),
+        vec!["uploaded", "added", "promoted", "promoted"]
+    );
+    for e in history(&srv, &id) {
         assert_eq!(e["actor"], "admin");
         assert_eq!(e["client"], "127.0.0.1");
     }
+    let d = get(&srv.api(&format!("/packages/{id}"))).json();
     assert!(d["downloads"]["prod"]
         .as_str()
         .expect("prod url")

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{fixture, json_as, post_json, promote, put_bytes, send, upload, Resp, TestServer};
+use super::{fixture, get, json_as, post_json, promote, put_bytes, send, upload, Resp, TestServer};
 
 /// Creates a token over the admin API and returns its secret.
 pub fn create_token(srv: &TestServer, body: serde_json::Value) -> String {
@@ -69,4 +69,20 @@ pub fn upload_and_promote(srv: &TestServer, path: &Path, to: &[&str]) -> String 
         assert_eq!(r.status, 200, "{name} → {channel}: {}", r.text());
     }
     id
+}
+
+/// A build's history events (`id`: its sha256 or file name), oldest first.
+pub fn history(srv: &TestServer, id: &str) -> Vec<serde_json::Value> {
+    get(&srv.api(&format!("/packages/{id}"))).json()["history"]
+        .as_array()
+        .expect("history")
+        .clone()
+}
+
+/// The kinds of a build's history events, oldest first.
+pub fn history_kinds(srv: &TestServer, id: &str) -> Vec<String> {
+    history(srv, id)
+        .iter()
+        .map(|e| e["kind"].as_str().expect("kind").to_string())
+        .collect()
 }

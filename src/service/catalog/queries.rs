@@ -20,31 +20,20 @@ pub trait Versioned {
     fn order_key(&self) -> (&str, &str, &str, i32, &str, &str);
 }
 
-impl Versioned for PackageSummary {
-    fn order_key(&self) -> (&str, &str, &str, i32, &str, &str) {
-        (
-            &self.name,
-            &self.arch,
-            &self.kind,
-            self.epoch,
-            &self.version,
-            &self.release,
-        )
-    }
+/// `Versioned` for structs with the identity fields `name`, `arch`, `kind`,
+/// `epoch`, `version` and `release`.
+macro_rules! versioned {
+    ($($t:ty),*) => {$(
+        impl $crate::service::catalog::queries::Versioned for $t {
+            fn order_key(&self) -> (&str, &str, &str, i32, &str, &str) {
+                (&self.name, &self.arch, &self.kind, self.epoch, &self.version, &self.release)
+            }
+        }
+    )*};
 }
+pub(crate) use versioned;
 
-impl Versioned for PackageRow {
-    fn order_key(&self) -> (&str, &str, &str, i32, &str, &str) {
-        (
-            &self.name,
-            &self.arch,
-            &self.kind,
-            self.epoch,
-            &self.version,
-            &self.release,
-        )
-    }
-}
+versioned!(PackageSummary, PackageRow);
 
 /// Orders builds by [`Versioned::order_key`]: sorting groups each name and
 /// arch together, oldest first; `max_by` picks the newest.

@@ -73,13 +73,7 @@ pub fn ingest(
     }];
     let mut ops = Vec::new();
     if let Some(c) = &channel {
-        ops.push(ChannelOp {
-            channel: c.to_string(),
-            add: vec![sha.clone()],
-            remove: vec![],
-            require_in: None,
-            force: false,
-        });
+        ops.push(ChannelOp::add(c, vec![sha.clone()]));
         events.push(PendingEvent {
             kind: "added",
             package_id: Some(sha.clone()),
@@ -246,13 +240,7 @@ fn add_existing_to_entry(
 ) -> Result<(), ServiceError> {
     let change = Change {
         summary: format!("add {} to {channel}", p.filename),
-        ops: vec![ChannelOp {
-            channel: channel.to_string(),
-            add: vec![p.id.clone()],
-            remove: vec![],
-            require_in: None,
-            force: false,
-        }],
+        ops: vec![ChannelOp::add(channel, vec![p.id.clone()])],
         events: vec![PendingEvent {
             kind: "added",
             package_id: Some(p.id.clone()),

@@ -206,12 +206,11 @@ pub fn auto_promote(ctx: &Ctx, policy: &Policy) -> Result<AutoRun, ServiceError>
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        ops: vec![ChannelOp {
-            channel: policy.channel.clone(),
-            add: chosen.iter().map(|p| p.id.clone()).collect(),
-            require_in: Some(source.clone()),
-            ..ChannelOp::default()
-        }],
+        ops: vec![ChannelOp::add(
+            &policy.channel,
+            chosen.iter().map(|p| p.id.clone()).collect(),
+        )
+        .from_source(Some(source.clone()))],
         events: chosen
             .iter()
             .map(|p| PendingEvent {

@@ -153,11 +153,7 @@ pub fn discard(
             summary: format!("discard {}: {reason}", p.filename),
             ops: held_in
                 .iter()
-                .map(|c| ChannelOp {
-                    channel: c.clone(),
-                    remove: vec![p.id.clone()],
-                    ..ChannelOp::default()
-                })
+                .map(|c| ChannelOp::remove(c, vec![p.id.clone()]))
                 .collect(),
             events: std::iter::once(PendingEvent {
                 kind: "discarded",

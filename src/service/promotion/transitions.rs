@@ -99,13 +99,7 @@ pub fn promote(
     }
     let change = Change {
         summary: format!("promote {} from {source} to {to}", p.filename),
-        ops: vec![ChannelOp {
-            channel: to.to_string(),
-            add: vec![p.id.clone()],
-            remove: vec![],
-            require_in: Some(source.clone()),
-            force: false,
-        }],
+        ops: vec![ChannelOp::add(to, vec![p.id.clone()]).from_source(Some(source.clone()))],
         events: vec![PendingEvent {
             kind: "promoted",
             package_id: Some(p.id.clone()),
@@ -191,13 +185,7 @@ pub fn demote(
         summary: format!("demote {} from {from}: {reason}", p.filename),
         ops: affected
             .iter()
-            .map(|c| ChannelOp {
-                channel: c.clone(),
-                add: vec![],
-                remove: vec![p.id.clone()],
-                require_in: None,
-                force: false,
-            })
+            .map(|c| ChannelOp::remove(c, vec![p.id.clone()]))
             .collect(),
         events: affected
             .iter()
@@ -309,13 +297,7 @@ pub fn promote_many(
     };
     let change = Change {
         summary: format!("{kind} {} into {to}", builds(added.len())),
-        ops: vec![ChannelOp {
-            channel: to.to_string(),
-            add: added.clone(),
-            remove: vec![],
-            require_in: source.clone(),
-            force: false,
-        }],
+        ops: vec![ChannelOp::add(to, added.clone()).from_source(source.clone())],
         events: added
             .iter()
             .map(|id| PendingEvent {

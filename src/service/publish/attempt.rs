@@ -403,10 +403,12 @@ fn events_of(
             "removed": p.remove,
         })),
     });
-    let own: Vec<PendingEvent> = change.events.clone();
-    own.into_iter()
-        .chain(retirements)
-        .chain(published)
+    // The change's own events by reference; the generated ones follow.
+    let generated: Vec<PendingEvent> = retirements.chain(published).collect();
+    change
+        .events
+        .iter()
+        .chain(&generated)
         .enumerate()
         .map(|(i, e)| {
             let by = change.event_actors.get(i).unwrap_or(actor);
@@ -417,12 +419,12 @@ fn events_of(
                     .channel
                     .as_ref()
                     .and_then(|c| committed.revisions.get(c).copied()),
-                package_id: e.package_id,
-                channel: e.channel,
+                package_id: e.package_id.clone(),
+                channel: e.channel.clone(),
                 actor: by.name.clone(),
                 client: by.client.clone(),
-                reason: e.reason,
-                detail: e.detail.map(|d| d.to_string()),
+                reason: e.reason.clone(),
+                detail: e.detail.as_ref().map(|d| d.to_string()),
             }
         })
         .collect()

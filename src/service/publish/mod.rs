@@ -43,6 +43,32 @@ pub struct ChannelOp {
     pub force: bool,
 }
 
+impl ChannelOp {
+    /// Puts `ids` into `channel`.
+    pub fn add(channel: &str, ids: Vec<String>) -> ChannelOp {
+        ChannelOp {
+            channel: channel.to_string(),
+            add: ids,
+            ..ChannelOp::default()
+        }
+    }
+
+    /// Takes `ids` out of `channel`.
+    pub fn remove(channel: &str, ids: Vec<String>) -> ChannelOp {
+        ChannelOp {
+            channel: channel.to_string(),
+            remove: ids,
+            ..ChannelOp::default()
+        }
+    }
+
+    /// The added builds must still be in `source` when the change commits.
+    pub fn from_source(mut self, source: Option<String>) -> ChannelOp {
+        self.require_in = source;
+        self
+    }
+}
+
 /// An event to record; `revision` is filled in from the channel's new revision.
 #[derive(Debug, Clone)]
 pub struct PendingEvent {

@@ -45,18 +45,7 @@ pub struct Pieces {
     pub apt_text: String,
 }
 
-impl crate::service::catalog::queries::Versioned for Pieces {
-    fn order_key(&self) -> (&str, &str, &str, i32, &str, &str) {
-        (
-            &self.name,
-            &self.arch,
-            &self.kind,
-            self.epoch,
-            &self.version,
-            &self.release,
-        )
-    }
-}
+crate::service::catalog::queries::versioned!(Pieces);
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = packages)]

@@ -145,12 +145,7 @@ fn insert(
     let r = diesel::insert_into(webhooks::table)
         .values((
             webhooks::name.eq(name),
-            webhooks::url.eq(&spec.url),
-            webhooks::secret.eq(&spec.secret),
-            webhooks::channels.eq(spec.channels.join(" ")),
-            webhooks::packages.eq(spec.packages.join(" ")),
-            webhooks::event_types.eq(spec.events.join(" ")),
-            webhooks::format.eq(spec.format.as_deref().unwrap_or("json")),
+            spec_columns(spec),
             webhooks::active.eq(spec.active.unwrap_or(true)),
             webhooks::cursor.eq(cursor),
             webhooks::attempts.eq(0),
@@ -202,17 +197,29 @@ pub fn create(ctx: &Ctx, req: &CreateWebhook, actor: &Actor) -> Result<WebhookVi
     view(&mut conn, &row)
 }
 
+/// A subscription's target and filters as columns, for insert and update alike.
+#[diesel::dsl::auto_type]
+fn spec_columns<'a>(spec: &'a WebhookSpec) -> _ {
+    let url: &'a str = &spec.url;
+    let secret: &'a str = &spec.secret;
+    let channels: String = spec.channels.join(" ");
+    let packages: String = spec.packages.join(" ");
+    let events: String = spec.events.join(" ");
+    let format: &'a str = spec.format.as_deref().unwrap_or("json");
+    (
+        webhooks::url.eq(url),
+        webhooks::secret.eq(secret),
+        webhooks::channels.eq(channels),
+        webhooks::packages.eq(packages),
+        webhooks::event_types.eq(events),
+        webhooks::format.eq(format),
+    )
+}
+
 /// Writes a subscription's target and filters (not its state).
 fn store_spec(conn: &mut DbConnection, id: i64, spec: &WebhookSpec) -> Result<(), ServiceError> {
     diesel::update(webhooks::table.find(id))
-        .set((
-            webhooks::url.eq(&spec.url),
-            webhooks::secret.eq(&spec.secret),
-            webhooks::channels.eq(spec.channels.join(" ")),
-            webhooks::packages.eq(spec.packages.join(" ")),
-            webhooks::event_types.eq(spec.events.join(" ")),
-            webhooks::format.eq(spec.format.as_deref().unwrap_or("json")),
-        ))
+        .set(spec_columns(spec))
         .execute(conn)?;
     Ok(())
 }
