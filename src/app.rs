@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use actix_web::{middleware, web, App, HttpServer};
 
-use crate::config::Config;
+use crate::config::{Config, Storage};
 use crate::service::access::tokens::{self, Bootstrap};
 use crate::service::publish::{gc, resign, setup};
 use crate::service::{ChannelLocks, Ctx, ServiceError};
+use crate::store::{BlobStore, ObjectBlobStore, S3Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -27,6 +28,9 @@ pub enum StartupError {
     Listen(#[from] std::io::Error),
 }
 
+/// Memory for small published files per instance (see `repo::HotFiles`).
+const HOT_FILES_BUDGET: usize = 64 * 1024 * 1024;
+
 /// Opens storage and database, runs migrations and prepares the channels.
 pub fn init(config: Config) -> Result<Ctx, StartupError> {
     init_with_clock(config, Arc::new(crate::service::SystemClock))
@@ -39,8 +43,10 @@ pub fn init_with_clock(
 ) -> Result<Ctx, StartupError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartupError::DataDir(config.data_dir.display().to_string(), e))?;
-    let store = crate::store::open_local(&config.data_dir)?;
+    let store = open_store(&config)?;
     let pool = crate::db::connect(&config.database_url)?;
+    // Instances starting together take turns preparing the shared state.
+    let startup = crate::db::lock_startup(&pool)?;
     // Twice the connections: work that does not wait for one (file reads)
     // still runs while every connection is busy.
     let slots = pool.max_size() as usize * 2;
@@ -58,11 +64,12 @@ pub fn init_with_clock(
     let ctx = Ctx {
         config: Arc::new(config),
         pool,
-        store: Arc::new(store),
+        store,
         locks: Arc::new(ChannelLocks::default()),
         signer: Arc::new(signer),
         clock,
         pieces: Arc::new(crate::service::publish::pieces::PieceCache::default()),
+        hot: Arc::new(crate::service::repo::HotFiles::new(HOT_FILES_BUDGET)),
         blocking_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
         file_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
     };
@@ -82,11 +89,30 @@ pub fn init_with_clock(
         Bootstrap::Supplied => tracing::info!("admin token \"admin\" taken from the configuration"),
         Bootstrap::Existing => {}
     }
+    drop(startup);
     let swept = gc::sweep(&ctx, gc::TempFiles::All)?;
     if !swept.is_empty() {
         tracing::info!(?swept, "removed leftovers and superseded metadata");
     }
     Ok(ctx)
+}
+
+/// The configured blob store: the data directory, or a bucket.
+fn open_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
+    Ok(match &config.storage {
+        Storage::File => Arc::new(crate::store::open_local(&config.data_dir)?),
+        Storage::S3(s) => {
+            let settings = S3Settings {
+                bucket: s.bucket.clone(),
+                prefix: s.prefix.clone(),
+                endpoint: s.endpoint.clone(),
+                region: s.region.clone(),
+            };
+            let store = ObjectBlobStore::open_s3(&settings, config.data_dir.join("tmp"))?;
+            tracing::info!(storage = %config.storage.url(), "blobs in object storage");
+            Arc::new(store)
+        }
+    })
 }
 
 /// The HTTP server on an already bound listener (tests bind port 0).

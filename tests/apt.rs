@@ -7,99 +7,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::apt::*;
 use common::*;
-
-fn apt_available() -> bool {
-    if !(require_tool("apt-get") && require_tool("apt-ftparchive") && require_tool("gpgv")) {
-        return false;
-    }
-    require_root("apt")
-}
 
 const HELLO10: &str = "forklift-hello_1.0-1_amd64.deb";
 const HELLO11: &str = "forklift-hello_1.1-1_amd64.deb";
 const COMMON: &str = "forklift-common_1.0-1_all.deb";
 const EPOCH: &str = "forklift-epoch_0.5-1_all.deb";
-
-/// apt confined to a private root: its own sources, lists, cache, dpkg status
-/// and preferences; nothing of the host's configuration.
-struct Apt {
-    root: tempfile::TempDir,
-}
-
-impl Apt {
-    fn new() -> Apt {
-        let root = tempfile::tempdir().expect("apt root");
-        for d in [
-            "etc/apt/sources.list.d",
-            "etc/apt/preferences.d",
-            "etc/apt/apt.conf.d",
-            "etc/apt/trusted.gpg.d",
-            "var/lib/apt/lists/partial",
-            "var/cache/apt/archives/partial",
-            "var/lib/dpkg",
-            "download",
-        ] {
-            std::fs::create_dir_all(root.path().join(d)).expect("mkdir");
-        }
-        std::fs::write(root.path().join("var/lib/dpkg/status"), "").expect("status");
-        let r = root.path().display();
-        std::fs::write(
-            root.path().join("apt.conf"),
-            format!(
-                "Dir \"{r}/\";\nDir::State::status \"{r}/var/lib/dpkg/status\";\n\
-                 Debug::NoLocking \"true\";\nAPT::Architecture \"amd64\";\n\
-                 APT::Architectures {{ \"amd64\"; }};\nAcquire::Languages \"none\";\n\
-                 APT::Sandbox::User \"root\";\n"
-            ),
-        )
-        .expect("apt.conf");
-        Apt { root }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.root.path().join(rel)
-    }
-
-    fn cmd(&self, prog: &str) -> Command {
-        let mut c = Command::new(prog);
-        c.env("APT_CONFIG", self.path("apt.conf"))
-            .current_dir(self.path("download"));
-        c
-    }
-
-    fn set_sources(&self, line: &str) {
-        std::fs::write(self.path("etc/apt/sources.list"), format!("{line}\n")).expect("sources");
-    }
-
-    /// `apt-get update`, returning (success, combined output).
-    fn update(&self) -> (bool, String) {
-        let out = self
-            .cmd("apt-get")
-            .args(["update", "-q"])
-            .output()
-            .expect("apt-get update");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // apt-get update exits 0 on some signature failures; errors start with "E:"
-        // and rejected signatures also say "is not signed" / "NO_PUBKEY" / "BADSIG".
-        let failed = !out.status.success()
-            || text
-                .lines()
-                .any(|l| l.starts_with("E:") || l.starts_with("W: GPG error"));
-        (!failed, text)
-    }
-
-    fn candidate(&self, pkg: &str) -> String {
-        let out = run(self.cmd("apt-cache").args(["policy", pkg]));
-        out.lines()
-            .find_map(|l| l.trim().strip_prefix("Candidate: ").map(str::to_string))
-            .unwrap_or_else(|| panic!("no candidate in:\n{out}"))
-    }
-}
 
 fn key_file(srv: &TestServer, apt: &Apt) -> PathBuf {
     let key = get(&format!("{}/keys/forklift.asc", srv.url));

@@ -82,6 +82,16 @@ pub struct Layer {
     pub sweep_interval: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_revisions: Option<u32>,
+    /// "file" (default) or "s3://bucket/prefix".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_region: Option<String>,
+    /// How long a presigned download URL is valid; unset: no redirects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_redirect_downloads: Option<String>,
 }
 
 impl Layer {
@@ -123,6 +133,10 @@ impl Layer {
             upload_idle_timeout: over.upload_idle_timeout.or(self.upload_idle_timeout),
             sweep_interval: over.sweep_interval.or(self.sweep_interval),
             keep_revisions: over.keep_revisions.or(self.keep_revisions),
+            storage: over.storage.or(self.storage),
+            s3_endpoint: over.s3_endpoint.or(self.s3_endpoint),
+            s3_region: over.s3_region.or(self.s3_region),
+            s3_redirect_downloads: over.s3_redirect_downloads.or(self.s3_redirect_downloads),
         }
     }
 
@@ -201,6 +215,10 @@ impl Layer {
                 })?),
                 None => None,
             },
+            storage: get("FORKLIFT_STORAGE"),
+            s3_endpoint: get("FORKLIFT_S3_ENDPOINT"),
+            s3_region: get("FORKLIFT_S3_REGION"),
+            s3_redirect_downloads: get("FORKLIFT_S3_REDIRECT_DOWNLOADS"),
         })
     }
 

@@ -9,10 +9,12 @@ use std::time::Duration;
 mod layer;
 mod resolve;
 mod specs;
+mod storage;
 
 pub use layer::Layer;
 pub use resolve::{check_listen, redact_password, valid_channel_name};
 pub use specs::{acceptable_supplied_token, ConfigWebhooks, PolicySpec, WebhookSpec};
+pub use storage::{S3Storage, Storage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -89,6 +91,8 @@ pub struct Config {
     /// Published files of this many newest revisions of each channel are kept
     /// whatever their age; older revisions' files go once past the grace period.
     pub keep_revisions: u32,
+    /// Where blobs live (`storage`, `s3_*` settings).
+    pub storage: Storage,
 }
 
 impl Config {
@@ -134,6 +138,19 @@ impl Config {
             upload_idle_timeout: Some(d(self.upload_idle_timeout)),
             sweep_interval: Some(d(self.sweep_interval)),
             keep_revisions: Some(self.keep_revisions),
+            storage: Some(self.storage.url()),
+            s3_endpoint: match &self.storage {
+                Storage::S3(s) => s.endpoint.clone(),
+                Storage::File => None,
+            },
+            s3_region: match &self.storage {
+                Storage::S3(s) => s.region.clone(),
+                Storage::File => None,
+            },
+            s3_redirect_downloads: match &self.storage {
+                Storage::S3(s) => s.redirect_downloads.map(d),
+                Storage::File => None,
+            },
             ..Layer::default()
         };
         let mut out = String::from("# forklift config: the resolved settings, valid as --config\n");

@@ -223,6 +223,22 @@ impl Config {
             Duration::from_secs(600),
         )?;
         let keep_revisions = l.keep_revisions.unwrap_or(10).max(1);
+        let redirect_downloads = match &l.s3_redirect_downloads {
+            Some(_) => Some(duration(
+                "s3_redirect_downloads",
+                &l.s3_redirect_downloads,
+                Duration::ZERO,
+            )?),
+            None => None,
+        };
+        let storage = super::storage::resolve_storage(super::storage::StorageInput {
+            storage: l.storage.as_deref(),
+            endpoint: l.s3_endpoint,
+            region: l.s3_region,
+            redirect_downloads,
+            database_url: &database_url,
+            signing_key_set: l.signing_key.is_some(),
+        })?;
         Ok(Config {
             listen,
             data_dir,
@@ -254,6 +270,7 @@ impl Config {
             upload_idle_timeout,
             sweep_interval,
             keep_revisions,
+            storage,
         })
     }
 

@@ -135,9 +135,79 @@ pub fn connect(url: &str) -> Result<Pool, DbError> {
         .connection_timeout(std::time::Duration::from_secs(30))
         .build(manager)
         .map_err(|e| DbError::Connect(format!("{what}: {e}")))?;
+    // Instances starting together must not apply the same migration twice.
+    let _startup = lock_startup(&pool)?;
     let mut conn = pool.get()?;
     run_migrations(&mut conn)?;
     Ok(pool)
+}
+
+/// A PostgreSQL session-level advisory lock, held by one pooled connection
+/// until dropped. If this process dies, the server ends the session and the
+/// lock with it, so a crashed instance never blocks the others. SQLite serves
+/// one instance, whose in-process locks suffice: there it holds nothing.
+pub struct SessionLock {
+    conn: Option<PooledConn>,
+}
+
+impl Drop for SessionLock {
+    fn drop(&mut self) {
+        use diesel::RunQueryDsl;
+        if let Some(conn) = self.conn.as_mut() {
+            if let DbConnection::Pg(c) = &mut **conn {
+                if let Err(e) = diesel::sql_query("SELECT pg_advisory_unlock_all()").execute(c) {
+                    tracing::error!(error = %e, "cannot release advisory locks");
+                }
+            }
+        }
+    }
+}
+
+/// Lock classes, the first half of each two-part advisory lock key (the
+/// single-key space is the event log's, in `lock_event_log`).
+const STARTUP_LOCK: i32 = 70310002;
+const CHANNEL_LOCK: i32 = 70310003;
+
+fn session_lock(pool: &Pool, keys: &[(i32, i32)]) -> Result<SessionLock, DbError> {
+    use diesel::sql_types::Integer;
+    use diesel::RunQueryDsl;
+    let conn = pool.get()?;
+    if !matches!(&*conn, DbConnection::Pg(_)) {
+        return Ok(SessionLock { conn: None });
+    }
+    // Owned by the guard before the first lock, so a failure half way
+    // releases what was taken.
+    let mut lock = SessionLock { conn: Some(conn) };
+    if let Some(DbConnection::Pg(c)) = lock.conn.as_deref_mut() {
+        for &(class, key) in keys {
+            diesel::sql_query("SELECT pg_advisory_lock($1, $2)")
+                .bind::<Integer, _>(class)
+                .bind::<Integer, _>(key)
+                .execute(c)?;
+        }
+    }
+    Ok(lock)
+}
+
+/// Held while an instance starts (migrations, channel rows, configured
+/// policies and webhooks), so instances starting together take turns.
+pub fn lock_startup(pool: &Pool) -> Result<SessionLock, DbError> {
+    session_lock(pool, &[(STARTUP_LOCK, 0)])
+}
+
+/// Held while channels publish: serialises publication of each channel
+/// across every instance on this database. `channels` in a fixed order
+/// (every caller sorts), which rules out deadlocks.
+pub fn lock_channels(pool: &Pool, channels: &[&str]) -> Result<SessionLock, DbError> {
+    use sha2::Digest as _;
+    let keys: Vec<(i32, i32)> = channels
+        .iter()
+        .map(|c| {
+            let h = sha2::Sha256::digest(c.as_bytes());
+            (CHANNEL_LOCK, i32::from_be_bytes([h[0], h[1], h[2], h[3]]))
+        })
+        .collect();
+    session_lock(pool, &keys)
 }
 
 pub fn run_migrations(conn: &mut DbConnection) -> Result<(), DbError> {

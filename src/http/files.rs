@@ -136,6 +136,8 @@ enum Answer {
     Unsatisfiable,
     /// Status, first byte, length, and the bytes themselves for small files.
     Send(StatusCode, u64, u64, Option<Bytes>),
+    /// Fetch it from there (a presigned object storage URL).
+    Redirect(String),
 }
 
 fn decide(served: &Served, cond: &Conditions) -> Answer {
@@ -185,10 +187,13 @@ where
         let Some(served) = lookup(c)? else {
             return Ok(None);
         };
+        if let Some(url) = repo::redirect(c, &served)? {
+            return Ok(Some((served, Answer::Redirect(url))));
+        }
         let mut answer = decide(&served, &cond);
         if let Answer::Send(_, start, count, body) = &mut answer {
             if *count <= SMALL {
-                *body = Some(Bytes::from(repo::read_range(c, &served, *start, *count)?));
+                *body = Some(repo::read_range(c, &served, *start, *count)?);
             }
         }
         Ok(Some((served, answer)))
@@ -214,6 +219,13 @@ where
     let len = served.size;
     let (status, start, count, body) = match answer {
         Answer::NotModified => return Ok(resp(StatusCode::NOT_MODIFIED).finish()),
+        // Never cached: the URL stops working when its signature expires.
+        Answer::Redirect(url) => {
+            return Ok(HttpResponse::TemporaryRedirect()
+                .insert_header((header::LOCATION, url))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish())
+        }
         Answer::Unsatisfiable => {
             return Ok(resp(StatusCode::RANGE_NOT_SATISFIABLE)
                 .insert_header((header::CONTENT_RANGE, format!("bytes */{len}")))

@@ -44,6 +44,8 @@ pub struct Ctx {
     pub clock: Arc<dyn Clock>,
     /// Each package's metadata compressed once, for incremental publication.
     pub pieces: Arc<publish::pieces::PieceCache>,
+    /// Small published files read once, kept in memory by digest.
+    pub hot: Arc<repo::HotFiles>,
     /// Admission to blocking work: requests beyond it wait without holding a
     /// thread, instead of parking pool threads on the database pool.
     pub blocking_slots: Arc<tokio::sync::Semaphore>,
@@ -153,8 +155,9 @@ impl Actor {
 }
 
 /// One lock per channel, so publications of one channel serialise inside this
-/// process while other channels publish in parallel. Across processes the
-/// compare-and-set on `channels.head` keeps publications consistent.
+/// process while other channels publish in parallel. Across instances on one
+/// PostgreSQL, `db::lock_channels` does the same, and the compare-and-set on
+/// `channels.head` keeps publications consistent whatever happens.
 #[derive(Default)]
 pub struct ChannelLocks {
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,

@@ -1,10 +1,15 @@
 //! Serving published repositories: which blob answers a repository URL, and
 //! with which caching facts. The HTTP layer streams the blob.
 
-use diesel::prelude::*;
+use std::collections::{HashMap, VecDeque};
 use std::io::Read as _;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use diesel::prelude::*;
 
 use super::{Actor, ChannelName, Ctx, ServiceError};
+use crate::config::Storage;
 use crate::db::schema::*;
 
 /// A file to serve from the blob store.
@@ -16,25 +21,111 @@ pub struct Served {
     pub last_modified: i64,
     /// Checksum-named or content-addressed: cache forever.
     pub immutable: bool,
+    /// A package file (not metadata): may be answered by a redirect.
+    pub package: bool,
 }
 
 /// Bytes `start..start + count` of a served file, read whole (small files).
+/// Files up to HOT_FILE bytes come from this instance's memory once read.
 pub fn read_range(
     ctx: &Ctx,
     served: &Served,
     start: u64,
     count: u64,
-) -> Result<Vec<u8>, ServiceError> {
-    let mut buf = Vec::with_capacity(count as usize);
-    open_range(ctx, served, start, count)?.read_to_end(&mut buf)?;
-    if buf.len() as u64 != count {
-        return Err(std::io::Error::new(
+) -> Result<Bytes, ServiceError> {
+    let short = || {
+        std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
             format!("blob {} is shorter than recorded", served.blob),
         )
-        .into());
+    };
+    if served.size <= HOT_FILE && start + count <= served.size {
+        let whole = match ctx.hot.get(&served.blob) {
+            Some(b) => b,
+            None => {
+                let b = Bytes::from(ctx.store.get_bytes(&served.blob)?);
+                if b.len() as u64 != served.size {
+                    return Err(short().into());
+                }
+                ctx.hot.insert(&served.blob, b.clone());
+                b
+            }
+        };
+        return Ok(whole.slice(start as usize..(start + count) as usize));
     }
-    Ok(buf)
+    let mut buf = Vec::with_capacity(count as usize);
+    open_range(ctx, served, start, count)?.read_to_end(&mut buf)?;
+    if buf.len() as u64 != count {
+        return Err(short().into());
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Where a package download may be sent instead of streaming it: a
+/// presigned object storage URL, when `s3_redirect_downloads` is set.
+pub fn redirect(ctx: &Ctx, served: &Served) -> Result<Option<String>, ServiceError> {
+    let ttl = match &ctx.config.storage {
+        Storage::S3(s) if served.package => s.redirect_downloads,
+        _ => None,
+    };
+    match ttl {
+        Some(ttl) => Ok(ctx.store.presign(&served.blob, ttl)?),
+        None => Ok(None),
+    }
+}
+
+/// Files at most this big are kept in memory once read: every published
+/// metadata file of a modest channel, so hosts' refreshes cost no store reads.
+pub const HOT_FILE: u64 = 1024 * 1024;
+
+/// Small blobs held in memory per instance, by digest, up to a byte budget;
+/// the oldest go first. A blob never changes under its digest, so an entry
+/// cannot be stale: a new revision names new blobs, and the old age out.
+pub struct HotFiles {
+    budget: usize,
+    inner: Mutex<HotInner>,
+}
+
+#[derive(Default)]
+struct HotInner {
+    blobs: HashMap<String, Bytes>,
+    order: VecDeque<String>,
+    bytes: usize,
+}
+
+impl HotFiles {
+    pub fn new(budget: usize) -> HotFiles {
+        HotFiles {
+            budget,
+            inner: Mutex::default(),
+        }
+    }
+
+    fn get(&self, digest: &str) -> Option<Bytes> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.blobs.get(digest).cloned()
+    }
+
+    fn insert(&self, digest: &str, bytes: Bytes) {
+        if bytes.len() > self.budget {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.blobs.contains_key(digest) {
+            return;
+        }
+        while inner.bytes + bytes.len() > self.budget {
+            let Some(old) = inner.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = inner.blobs.remove(&old) {
+                inner.bytes -= b.len();
+            }
+        }
+        inner.bytes += bytes.len();
+        inner.order.push_back(digest.to_string());
+        inner.blobs.insert(digest.to_string(), bytes);
+    }
 }
 
 /// A reader over bytes `start..start + count` of a served file (streamed).
@@ -77,6 +168,7 @@ fn head_file(ctx: &Ctx, channel: &ChannelName, path: &str) -> Result<Option<Serv
         size: size as u64,
         last_modified: created_at,
         immutable: false,
+        package: false,
     }))
 }
 
@@ -113,6 +205,7 @@ fn named_by_checksum(
                 size: size as u64,
                 last_modified: created,
                 immutable: true,
+                package: false,
             }));
         }
     }
@@ -210,6 +303,7 @@ pub fn pool_file(
                 size: size as u64,
                 last_modified: uploaded_at,
                 immutable: true,
+                package: true,
             }));
         }
     }
@@ -278,6 +372,7 @@ pub fn package_file(
         size: size as u64,
         last_modified: uploaded_at,
         immutable: true,
+        package: true,
     }))
 }
 
@@ -342,4 +437,26 @@ pub fn pref_file(ctx: &Ctx, channel: &ChannelName, actor: &Actor) -> Result<Stri
          Package: *\nPin: release o={},n={channel}\nPin-Priority: 1001\n",
         ctx.config.apt_origin
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hot_files_keep_within_budget_dropping_the_oldest() {
+        let hot = HotFiles::new(10);
+        hot.insert("a", Bytes::from_static(b"1234"));
+        hot.insert("b", Bytes::from_static(b"5678"));
+        assert_eq!(hot.get("a").as_deref(), Some(&b"1234"[..]));
+        hot.insert("c", Bytes::from_static(b"9abc"));
+        assert!(hot.get("a").is_none(), "the oldest went");
+        assert!(hot.get("b").is_some() && hot.get("c").is_some());
+        hot.insert("huge", Bytes::from(vec![0u8; 11]));
+        assert!(
+            hot.get("huge").is_none(),
+            "bigger than the budget: not kept"
+        );
+        assert!(hot.get("b").is_some(), "and nothing evicted for it");
+    }
 }

@@ -6,30 +6,26 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::temp::{at, TempArea};
 use super::{check_digest, BlobStore, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
-    tmp: PathBuf,
+    tmp: TempArea,
 }
 
 impl LocalStore {
     pub fn open(data_dir: &Path) -> Result<LocalStore, StoreError> {
         let root = data_dir.join("blobs").join("sha256");
-        let tmp = data_dir.join("tmp");
         fs::create_dir_all(&root).map_err(at(&root))?;
-        fs::create_dir_all(&tmp).map_err(at(&tmp))?;
+        let tmp = TempArea::open(data_dir.join("tmp"))?;
         Ok(LocalStore { root, tmp })
     }
 
     fn path(&self, digest: &str) -> Result<PathBuf, StoreError> {
         check_digest(digest)?;
         Ok(self.root.join(&digest[..2]).join(digest))
-    }
-
-    pub fn tmp_dir(&self) -> &Path {
-        &self.tmp
     }
 }
 
@@ -127,32 +123,12 @@ impl BlobStore for LocalStore {
     }
 
     fn sweep_temp(&self, older_than: Option<SystemTime>) -> Result<usize, StoreError> {
-        let mut removed = 0;
-        for f in fs::read_dir(&self.tmp)? {
-            let f = f?;
-            let old = match older_than {
-                None => true,
-                Some(cutoff) => f.metadata()?.modified()? < cutoff,
-            };
-            if old && fs::remove_file(f.path()).is_ok() {
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        self.tmp.sweep(older_than)
     }
 
     fn temp_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
-        tempfile::Builder::new()
-            .prefix("upload-")
-            .tempfile_in(&self.tmp)
-            .map_err(at(&self.tmp))
+        self.tmp.file()
     }
-}
-
-/// An I/O error that names the path it happened on (the kind is kept, so a
-/// full disk is still recognised as one).
-fn at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |e| StoreError::Io(io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]

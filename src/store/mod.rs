@@ -1,12 +1,16 @@
 //! Content-addressed blob store. Every package file and every published metadata
 //! file lives here exactly once, under its SHA-256.
 //!
-//! The interface is deliberately small (put / get a range / size / delete / exists)
-//! so an S3-compatible backend can implement it later.
+//! The interface is deliberately small (put / get a range / size / delete /
+//! list): the local filesystem (`local`, the default) and S3-compatible object
+//! storage (`object`) implement it.
 
 mod local;
+mod object;
+mod temp;
 
 pub use local::LocalStore;
+pub use object::{ObjectBlobStore, S3Settings};
 
 use std::io::Read;
 use std::path::Path;
@@ -19,6 +23,8 @@ pub enum StoreError {
     BadDigest(String),
     #[error("blob store I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("object store error: {0}")]
+    Remote(String),
 }
 
 pub trait BlobStore: Send + Sync + 'static {
@@ -51,6 +57,15 @@ pub trait BlobStore: Send + Sync + 'static {
     fn sweep_temp(&self, older_than: Option<std::time::SystemTime>) -> Result<usize, StoreError>;
     /// A temp file on the same volume as the store, for streaming uploads into.
     fn temp_file(&self) -> Result<tempfile::NamedTempFile, StoreError>;
+    /// A short-lived URL from which the blob can be fetched without us, when
+    /// the backend can sign one (object storage); None otherwise.
+    fn presign(
+        &self,
+        _digest: &str,
+        _valid_for: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
     /// Reads a whole blob into memory; only for small metadata files.
     fn get_bytes(&self, digest: &str) -> Result<Vec<u8>, StoreError> {
         let len = self

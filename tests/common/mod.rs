@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod apt;
 pub mod dnf;
 pub mod packages;
 pub mod pg;
+pub mod s3;
 
 // Re-exported for `use common::*`; a test binary that uses none of them would
 // otherwise warn (like `dead_code` above, which covers the items themselves).

@@ -141,5 +141,7 @@ pub(super) fn commit_alone(ctx: &Ctx, change: Change, actor: &Actor) -> CommitRe
         .iter()
         .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()))
         .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let _across = crate::db::lock_channels(&ctx.pool, &names)?;
     commit_locked(ctx, &change, actor)
 }

@@ -126,7 +126,9 @@ pub type CommitResult = Result<Committed, ServiceError>;
 /// arrive while it is publishing are **published together**: each waits in
 /// the channel's queue, and whoever holds the channel's lock next commits all
 /// waiting changes as one revision (group commit). Each caller still gets its
-/// own answer. When the joint commit fails (a duplicate upload, a freeze, a
+/// own answer. Instances sharing one PostgreSQL also take the channel's
+/// advisory lock there, so their publications of a channel take turns and
+/// the compare-and-set on its head rarely has to retry. When the joint commit fails (a duplicate upload, a freeze, a
 /// build that left its source), the changes are committed one by one, so
 /// each gets exactly the result it would have had alone.
 pub fn commit(ctx: &Ctx, change: Change, actor: &Actor) -> CommitResult {
@@ -150,6 +152,19 @@ pub fn commit(ctx: &Ctx, change: Change, actor: &Actor) -> CommitResult {
     if let Some(done) = take(&slot) {
         return done;
     }
+    // And across instances: the channel's lock in the shared database.
+    let _across = match crate::db::lock_channels(&ctx.pool, &[key.0.as_str()]) {
+        Ok(l) => l,
+        Err(e) => {
+            // Every change taken from the queue is answered, this one included.
+            let why = format!("cannot take the channel's publication lock: {e}");
+            for e in ctx.locks.waiting.take_all(&key.0) {
+                let failed = Err(PublishError::Publication(why.clone()).into());
+                *e.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(failed);
+            }
+            return take(&slot).unwrap_or_else(|| Err(PublishError::Publication(why).into()));
+        }
+    };
     // Wait for the clock before taking the queue, so that whatever arrives
     // meanwhile goes out in this revision too. Not fatal: this change is in
     // the queue and must be answered by whoever takes it, so on a failure the
