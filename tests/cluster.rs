@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use common::apt::{apt_available, Apt};
 use common::dnf::{dnf_available, Dnf};
+use common::receiver::Receiver;
 use common::s3::S3Server;
 use common::*;
 
@@ -54,6 +55,8 @@ impl Instance {
             .env("FORKLIFT_LOG", "warn")
             .env("FORKLIFT_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("FORKLIFT_SIGNING_KEY", signing_key())
+            .env("FORKLIFT_WEBHOOK_ALLOW_INTERNAL", "true")
+            .env("FORKLIFT_WEBHOOK_TICK", "200ms")
             .envs(s3.env(STORAGE))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -253,6 +256,16 @@ fn instances_share_one_database_and_one_bucket() {
     for inst in [&a, &b, &c] {
         wait_healthy(&inst.url);
     }
+    // Every instance runs a delivery worker against one outbox.
+    let rx = Receiver::start(vec![]);
+    let r = json_as(
+        "POST",
+        &format!("{}/api/v1/webhooks", a.url),
+        Some(ADMIN_TOKEN),
+        serde_json::json!({"name": "ci", "url": rx.url, "secret": "a-webhook-secret-of-some-length",
+                           "events": ["package.uploaded"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
 
     // C takes a stream of uploads from two clients and is killed while they
     // publish; B takes another stream; A and B carry the builds that hosts
@@ -375,7 +388,39 @@ fn instances_share_one_database_and_one_bucket() {
     );
 
     install_through(&b, &demo, &hello);
+    deliveries_are_taken_once(&[&a, &b, &c], &rx, &acked);
     drop(c);
+}
+
+/// With every instance's worker competing for the outbox, each event is
+/// delivered, and (nobody being killed now) exactly once.
+fn deliveries_are_taken_once(instances: &[&Instance], rx: &Receiver, acked: &[String]) {
+    let uploaded = |g: &[common::receiver::Received], id: &str| {
+        g.iter().filter(|r| r.json()["package"]["id"] == id).count()
+    };
+    rx.wait_for("a delivery for every acknowledged upload", |g| {
+        acked.iter().all(|id| uploaded(g, id) >= 1)
+    });
+    let mut fresh = Vec::new();
+    for (i, inst) in instances.iter().cycle().take(6).enumerate() {
+        let name = format!("cluster-late-{i}");
+        let id = upload_to(
+            inst,
+            &format!("{name}_1.0-1_all.deb"),
+            &build_deb(&name, "1.0-1"),
+        )
+        .expect("upload");
+        fresh.push(id);
+    }
+    rx.wait_for("deliveries of the late uploads", |g| {
+        fresh.iter().all(|id| uploaded(g, id) >= 1)
+    });
+    // Several ticks of every worker: a second taker would have sent by now.
+    std::thread::sleep(Duration::from_secs(2));
+    let got = rx.got();
+    for id in &fresh {
+        assert_eq!(uploaded(&got, id), 1, "{id} delivered more than once");
+    }
 }
 
 /// Real dnf and apt through `b`, following its redirects.

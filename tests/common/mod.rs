@@ -7,6 +7,7 @@ pub mod apt;
 pub mod dnf;
 pub mod packages;
 pub mod pg;
+pub mod receiver;
 pub mod s3;
 
 // Re-exported for `use common::*`; a test binary that uses none of them would
