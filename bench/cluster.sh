@@ -18,7 +18,8 @@
 #      bulk promotion of all N into qa, then REPS times one bulk promotion of
 #      one more build into qa, each timed by curl from request to answer (the
 #      answer comes after the new revision is committed and served); the
-#      median is reported, with the instance's peak RSS;
+#      median is reported, with the instance's peak RSS; then one ~BIG_GIB GiB
+#      RPM uploaded into the bucket: the instance's peak RSS before and after;
 #   4. scale-out, for 1 and 2 instances on s3 behind nginx (deploy/nginx.conf
 #      with its upstream and port rewritten), a fresh database and bucket
 #      prefix each: UPLOADS RPMs uploaded into qa through nginx by CONCURRENCY
@@ -29,7 +30,7 @@
 # Prints a markdown table at the end. Everything is removed on exit unless KEEP=1.
 #
 # Settings (environment): N=10000 REPS=5 UPLOADS=2000 CONCURRENCY=8 SIZE_KB=8
-# WRK_ARGS="-t2 -c32 -d10s" KEEP=0 SKIP_BUILD=0 WORK=$TMPDIR
+# BIG_GIB=2 (0 skips) WRK_ARGS="-t2 -c32 -d10s" KEEP=0 SKIP_BUILD=0 WORK=$TMPDIR
 set -euo pipefail
 
 N=${N:-10000}
@@ -40,6 +41,7 @@ SIZE_KB=${SIZE_KB:-8}
 WRK_ARGS=${WRK_ARGS:-"-t2 -c32 -d10s"}
 KEEP=${KEEP:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
+BIG_GIB=${BIG_GIB:-2}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -75,6 +77,7 @@ W=$(mktemp -d "${WORK:-${TMPDIR:-/tmp}}/forklift-cluster-bench.XXXXXX")
 chmod 755 "$W"
 PIDS=()
 cleanup() {
+    [[ -f $W/pg.pids ]] && mapfile -t -O "${#PIDS[@]}" PIDS <"$W/pg.pids"
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     sleep 1
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
@@ -96,28 +99,35 @@ CODE="$(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 log "machine: $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg); code $CODE"
 
 # --- PostgreSQL and the S3 server -------------------------------------------
-PGPORT=$(port)
-mkdir -p "$W/pg"
+# A fresh cluster for every database (initdb and postgres are all a server
+# install is sure to have; no psql needed).
 as_pg=()
-if (( $(id -u) == 0 )); then chown postgres: "$W/pg"; as_pg=(runuser -u postgres --); fi
-"${as_pg[@]}" "$PGBIN/initdb" -D "$W/pg/data" -U forklift --auth=trust -E UTF8 --no-sync >/dev/null
-"${as_pg[@]}" "$PGBIN/postgres" -D "$W/pg/data" -p "$PGPORT" -c listen_addresses=127.0.0.1 \
-    -c unix_socket_directories="$W/pg" -c fsync=off -c max_connections=200 >"$W/pg.log" 2>&1 &
-PIDS+=($!)
+(( $(id -u) == 0 )) && as_pg=(runuser -u postgres --)
+fresh_db() { # -> URL
+    local d p
+    d=$(mktemp -d "$W/pg.XXXXXX")
+    p=$(port)
+    (( $(id -u) == 0 )) && chown postgres: "$d"
+    "${as_pg[@]}" "$PGBIN/initdb" -D "$d/data" -U forklift --auth=trust -E UTF8 --no-sync >/dev/null
+    "${as_pg[@]}" "$PGBIN/postgres" -D "$d/data" -p "$p" -c listen_addresses=127.0.0.1 \
+        -c unix_socket_directories="$d" -c fsync=off -c max_connections=200 >"$d.log" 2>&1 &
+    # Called in $(…): the pid goes to a file cleanup reads.
+    echo $! >>"$W/pg.pids"
+    for _ in $(seq 1 100); do
+        [[ -S $d/.s.PGSQL.$p ]] && break
+        sleep 0.1
+    done
+    sleep 0.5
+    echo "postgres://forklift@127.0.0.1:$p/postgres"
+}
 S3PORT=$(port)
 moto_server -H 127.0.0.1 -p "$S3PORT" >"$W/moto.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 300); do
-    curl -sf -o /dev/null "http://127.0.0.1:$S3PORT/" && "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PGPORT" && break
+    curl -sf -o /dev/null "http://127.0.0.1:$S3PORT/" && break
     sleep 0.2
 done
 curl -sf -X PUT -o /dev/null "http://127.0.0.1:$S3PORT/bench"
-DBN=0
-fresh_db() {
-    DBN=$((DBN + 1))
-    "$PGBIN/psql" -q -h 127.0.0.1 -p "$PGPORT" -U forklift -d postgres -c "CREATE DATABASE bench$DBN" >/dev/null
-    echo "postgres://forklift@127.0.0.1:$PGPORT/bench$DBN"
-}
 
 log "generating $((N + REPS + UPLOADS)) RPMs"
 target/release/examples/genrpms --count "$((N + REPS + UPLOADS))" --out "$W/rpms" --size-kb "$SIZE_KB" >&2
@@ -186,6 +196,29 @@ for storage in file s3://bench/promote; do
     ROWS+=("| promotion | ${storage%%:*} | first publication of $N into qa: ${first}s; one more build into qa ($N → $((N + REPS))), median of $REPS: **$(calc 3 "$med * 1000") ms** (all: $(printf '%s ' "${one[@]}")) | peak RSS $(peak_mib "$pid") MiB |")
     stop "$pid"
 done
+
+# --- 3b. one big upload into the bucket: memory ------------------------------
+if [[ $BIG_GIB != 0 ]]; then
+    log "generating one ~${BIG_GIB} GiB RPM"
+    big="$W/big/bench-big-1.0-1.x86_64.rpm"
+    mkdir -p "$W/big"
+    target/release/examples/genrpms --big-file "$big" --big-size-gib "$BIG_GIB" >&2
+    size=$(stat -c %s "$big")
+    p=$(port); base="http://127.0.0.1:$p"
+    start_instance s3://bench/big "$(fresh_db)" "$p" big
+    pid=$LAST_PID
+    hwm0=$(awk '$1 == "VmHWM:" { print $2 }' "/proc/$pid/status")
+    t0=$EPOCHREALTIME
+    code=$(curl -sS --max-time 1800 -o "$W/big.json" -w '%{http_code}' -H @"$AUTH" -T "$big" "$base/api/v1/packages/${big##*/}?channel=qa")
+    t1=$EPOCHREALTIME
+    hwm1=$(awk '$1 == "VmHWM:" { print $2 }' "/proc/$pid/status")
+    [[ $code == 201 ]] || { echo "big upload: HTTP $code $(head -c 300 "$W/big.json")" >&2; exit 1; }
+    # The object in the bucket has the whole size.
+    got=$(curl -sI "$base/rpm/qa/Packages/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$W/big.json")/${big##*/}" | awk 'tolower($1) == "content-length:" { print $2 }' | tr -d '\r')
+    ROWS+=("| big upload | s3 | $(calc 2 "$size / 1073741824") GiB RPM: HTTP $code in $(calc 1 "$t1 - $t0")s, served back with Content-Length $got (file: $size) | VmHWM $(calc 1 "$hwm0 / 1024") → $(calc 1 "$hwm1 / 1024") MiB: **growth $(calc 1 "($hwm1 - $hwm0) / 1024") MiB** |")
+    stop "$pid"
+    rm -f "$big"
+fi
 
 # --- 4. 1 vs 2 instances behind nginx ----------------------------------------
 cat >"$W/rotate.lua" <<'EOF'

@@ -278,4 +278,44 @@ mod tests {
         assert!(!c.anonymous_read);
         assert_eq!(c.private_channels, vec!["prod"]);
     }
+
+    #[test]
+    fn object_storage_from_the_environment_and_back_through_toml() {
+        let mut env = HashMap::new();
+        for (k, v) in [
+            ("FORKLIFT_STORAGE", "s3://packages/forklift"),
+            ("FORKLIFT_S3_ENDPOINT", "http://127.0.0.1:9000"),
+            ("FORKLIFT_S3_REGION", "eu-west-1"),
+            ("FORKLIFT_S3_REDIRECT_DOWNLOADS", "5m"),
+            ("FORKLIFT_DATABASE_URL", "postgres://forklift@db/forklift"),
+            ("FORKLIFT_SIGNING_KEY", "/etc/forklift/key.asc"),
+        ] {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let c = Config::resolve(
+            Layer::default(),
+            Layer::from_env(&env).expect("env"),
+            Layer::default(),
+        )
+        .expect("ok");
+        let Storage::S3(s3) = &c.storage else {
+            panic!("not s3: {:?}", c.storage)
+        };
+        assert_eq!(
+            (s3.bucket.as_str(), s3.prefix.as_str()),
+            ("packages", "forklift")
+        );
+        assert_eq!(s3.redirect_downloads, Some(Duration::from_secs(300)));
+        let file: Layer = toml::from_str(&c.to_toml().expect("toml")).expect("reads back");
+        let again = Config::resolve(file, Layer::default(), Layer::default()).expect("ok");
+        assert_eq!(again.storage, c.storage);
+        env.remove("FORKLIFT_DATABASE_URL");
+        let e = Config::resolve(
+            Layer::default(),
+            Layer::from_env(&env).expect("env"),
+            Layer::default(),
+        )
+        .expect_err("SQLite with object storage");
+        assert!(e.to_string().contains("SQLite"), "{e}");
+    }
 }

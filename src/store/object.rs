@@ -274,13 +274,15 @@ impl BlobStore for ObjectBlobStore {
         // The request is answered (or refused) here; its body follows
         // through a bounded channel as the reader asks for it.
         let body = self.run(async move { inner.get_opts(&key, opts).await.map_err(err) })?;
-        let (tx, rx) = mpsc::sync_channel(READ_AHEAD);
+        // An async channel: a slow reader parks this task, never one of the
+        // runtime's few threads.
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
         self.spawn(async move {
             let mut stream = body.into_stream();
             while let Some(chunk) = stream.next().await {
                 let failed = chunk.is_err();
                 // The reader went away (client disconnected): stop reading.
-                if tx.send(chunk.map_err(err)).is_err() || failed {
+                if tx.send(chunk.map_err(err)).await.is_err() || failed {
                     break;
                 }
             }
@@ -355,8 +357,9 @@ impl ObjectBlobStore {
 }
 
 /// A download's body as `Read`: chunks arrive through a bounded channel.
+/// Read on blocking threads only (`blocking_recv`), as every `BlobStore` call is.
 struct StreamReader {
-    rx: mpsc::Receiver<Result<Bytes, StoreError>>,
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, StoreError>>,
     buf: Bytes,
     left: u64,
 }
@@ -367,11 +370,11 @@ impl Read for StreamReader {
             if self.left == 0 {
                 return Ok(0);
             }
-            match self.rx.recv() {
-                Ok(Ok(chunk)) => self.buf = chunk,
-                Ok(Err(e)) => return Err(io::Error::other(e)),
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.buf = chunk,
+                Some(Err(e)) => return Err(io::Error::other(e)),
                 // Ended before the promised length: never a silent short file.
-                Err(_) => {
+                None => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "object store stream ended early",
