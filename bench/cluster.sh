@@ -10,9 +10,11 @@
 #   1. installs wrk and nginx-light with apt-get, and moto[server] into a
 #      virtualenv, when missing; builds target/release/forklift and the
 #      genrpms example;
-#   2. starts a throwaway PostgreSQL cluster (initdb/postgres; as the postgres
-#      user when root) and moto_server (the S3 server the tests use) with one
-#      bucket;
+#   2. starts an S3-compatible server on loopback with one bucket: s3s-fs
+#      (S3_SERVER=s3s-fs, the default: Rust, files on disk; `cargo install`ed
+#      when missing) or moto_server (S3_SERVER=moto, the one the tests use:
+#      Python, objects in memory, much slower); PostgreSQL clusters are made
+#      with initdb/postgres (as the postgres user when root), one per database;
 #   3. promotion, for storage = file and storage = s3 (both on PostgreSQL, one
 #      instance, a fresh database each): uploads N RPMs without a channel, one
 #      bulk promotion of all N into qa, then REPS times one bulk promotion of
@@ -22,26 +24,28 @@
 #      RPM uploaded into the bucket: the instance's peak RSS before and after;
 #   4. scale-out, for 1 and 2 instances on s3 behind nginx (deploy/nginx.conf
 #      with its upstream and port rewritten), a fresh database and bucket
-#      prefix each: UPLOADS RPMs uploaded into qa through nginx by CONCURRENCY
-#      curl processes (one file per request) → uploads/s; then wrk ($WRK_ARGS)
+#      prefix each: UPLOADS RPMs uploaded without a channel (stored only),
+#      then UPLOADS more into qa, through nginx by CONCURRENCY curl processes
+#      (one file per request) → uploads/s of each; then wrk ($WRK_ARGS)
 #      through nginx on the uploaded package files, rotated by a Lua script
 #      (streamed from the bucket through Forklift; redirects off) → downloads/s;
 #      peak RSS of every instance.
 # Prints a markdown table at the end. Everything is removed on exit unless KEEP=1.
 #
-# Settings (environment): N=10000 REPS=5 UPLOADS=2000 CONCURRENCY=8 SIZE_KB=8
-# BIG_GIB=2 (0 skips) WRK_ARGS="-t2 -c32 -d10s" KEEP=0 SKIP_BUILD=0 WORK=$TMPDIR
+# Settings (environment): N=10000 REPS=5 UPLOADS=1000 CONCURRENCY=8 SIZE_KB=8
+# BIG_GIB=2 (0 skips) S3_SERVER=s3s-fs|moto WRK_ARGS="-t2 -c32 -d10s" KEEP=0 SKIP_BUILD=0 WORK=$TMPDIR
 set -euo pipefail
 
 N=${N:-10000}
 REPS=${REPS:-5}
-UPLOADS=${UPLOADS:-2000}
+UPLOADS=${UPLOADS:-1000}
 CONCURRENCY=${CONCURRENCY:-8}
 SIZE_KB=${SIZE_KB:-8}
 WRK_ARGS=${WRK_ARGS:-"-t2 -c32 -d10s"}
 KEEP=${KEEP:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
 BIG_GIB=${BIG_GIB:-2}
+S3_SERVER=${S3_SERVER:-s3s-fs}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -63,6 +67,11 @@ if (( ${#need[@]} )); then
     command -v systemctl >/dev/null && $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if [[ $S3_SERVER == s3s-fs ]] && ! command -v s3s-fs >/dev/null; then
+    # 0.14 is the newest that builds with Rust 1.95.
+    log "installing s3s-fs with cargo"
+    cargo install --locked s3s-fs@0.14.1 --features binary
+fi
 venv="${FORKLIFT_TEST_VENV:-$HOME/.cache/forklift-test-venv}"
 [[ -x $venv/bin/moto_server ]] && export PATH="$venv/bin:$PATH"
 if ! command -v moto_server >/dev/null; then
@@ -121,16 +130,29 @@ fresh_db() { # -> URL
     echo "postgres://forklift@127.0.0.1:$p/postgres"
 }
 S3PORT=$(port)
-moto_server -H 127.0.0.1 -p "$S3PORT" >"$W/moto.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 300); do
-    curl -sf -o /dev/null "http://127.0.0.1:$S3PORT/" && break
-    sleep 0.2
-done
-curl -sf -X PUT -o /dev/null "http://127.0.0.1:$S3PORT/bench"
+if [[ $S3_SERVER == s3s-fs ]]; then
+    # A bucket is a directory of its root.
+    mkdir -p "$W/s3s/bench"
+    s3s-fs --host 127.0.0.1 --port "$S3PORT" --access-key bench --secret-key bench-secret "$W/s3s" >"$W/s3s.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 1 300); do
+        curl -s -o /dev/null "http://127.0.0.1:$S3PORT/" && break
+        sleep 0.2
+    done
+    S3_VERSION="s3s-fs $(s3s-fs --version | awk '{ print $2 }')"
+else
+    moto_server -H 127.0.0.1 -p "$S3PORT" >"$W/moto.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 1 300); do
+        curl -sf -o /dev/null "http://127.0.0.1:$S3PORT/" && break
+        sleep 0.2
+    done
+    curl -sf -X PUT -o /dev/null "http://127.0.0.1:$S3PORT/bench"
+    S3_VERSION="moto $("$(dirname "$(command -v moto_server)")/python" -c 'import moto; print(moto.__version__)' 2>/dev/null || echo '?')"
+fi
 
-log "generating $((N + REPS + UPLOADS)) RPMs"
-target/release/examples/genrpms --count "$((N + REPS + UPLOADS))" --out "$W/rpms" --size-kb "$SIZE_KB" >&2
+log "generating $((N + REPS + 2 * UPLOADS)) RPMs"
+target/release/examples/genrpms --count "$((N + REPS + 2 * UPLOADS))" --out "$W/rpms" --size-kb "$SIZE_KB" >&2
 rpmname() { printf 'bench-pkg-%05d-1.0-1.x86_64.rpm' "$1"; }
 
 # One instance: STORAGE DB PORT NAME; sets LAST_PID.
@@ -256,6 +278,8 @@ for n in 1 2; do
     ngx=$!; PIDS+=("$ngx")
     for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$np/healthz" && break; sleep 0.1; done
     base="http://127.0.0.1:$np"
+    stored_secs=$(upload "$base" "$((first + UPLOADS))" "$((first + 2 * UPLOADS - 1))" "")
+    stored=$(calc 1 "$UPLOADS / $stored_secs")
     secs=$(upload "$base" "$first" "$((first + UPLOADS - 1))" "?channel=qa")
     ups=$(calc 1 "$UPLOADS / $secs")
     curl -sf "$base/api/v1/packages?channel=qa&limit=10000" | python3 -c '
@@ -267,13 +291,13 @@ for p in json.load(sys.stdin):
     rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$wrk_out")
     errs=$(grep -E 'Non-2xx|Socket errors' <<<"$wrk_out" | paste -sd';' || true)
     rss=$(for pid in "${pids[@]}"; do printf '%s ' "$(peak_mib "$pid")"; done)
-    ROWS+=("| scale-out | $n instance(s), s3, nginx | $UPLOADS uploads into qa ($CONCURRENCY clients): ${secs}s = **$ups uploads/s**; wrk $WRK_ARGS over $(wc -l <"$W/paths$n") package files: **$rps downloads/s** ${errs:+($errs)} | peak RSS ${rss}MiB |")
+    ROWS+=("| scale-out | $n instance(s), s3, nginx | $UPLOADS uploads stored only (no channel): **$stored uploads/s**; $UPLOADS uploads into qa ($CONCURRENCY clients): ${secs}s = **$ups uploads/s**; wrk $WRK_ARGS over $(wc -l <"$W/paths$n") package files: **$rps downloads/s** ${errs:+($errs)} | peak RSS ${rss}MiB |")
     stop "$ngx"
     for pid in "${pids[@]}"; do stop "$pid"; done
 done
 
 echo
-echo "Code $CODE, $(nproc) cores, N=$N, SIZE_KB=$SIZE_KB, S3 = moto_server $(moto_server --version 2>/dev/null | tail -1 || true)"
+echo "Code $CODE, $(nproc) cores, N=$N, SIZE_KB=$SIZE_KB, S3 server: $S3_VERSION"
 echo
 echo "| part | setup | figures | memory |"
 echo "|---|---|---|---|"
