@@ -195,8 +195,9 @@ upload() { # BASE FIRST LAST QUERY -> seconds
     calc 3 "$t1 - $t0"
 }
 promote() { # BASE JSON-LIST -> seconds
+    printf '{"packages": %s}' "$2" >"$W/promote.json"
     curl -sS -f -o "$W/promote.out" -w '%{time_total}\n' -H @"$AUTH" -H 'Content-Type: application/json' \
-        -d "{\"packages\": $2}" "$1/api/v1/channels/qa/promote"
+        --data-binary @"$W/promote.json" "$1/api/v1/channels/qa/promote"
 }
 
 ROWS=()
