@@ -57,6 +57,7 @@ const SERVICE_DOMAINS: &[(&str, u8)] = &[
     ("promotion", 2),
     ("webhooks", 2),
     ("repo", 2),
+    ("board", 3),
 ];
 
 fn domain_rank(name: &str) -> Option<u8> {

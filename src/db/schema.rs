@@ -166,6 +166,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    ui_sessions (secret_hash) {
+        secret_hash -> Text,
+        token_id -> BigInt,
+        csrf -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     packages,
     channels,
@@ -179,4 +189,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     schedules,
     webhooks,
     webhook_attempts,
+    ui_sessions,
 );

@@ -7,6 +7,7 @@ pub mod files;
 pub mod packages;
 pub mod repo;
 pub mod tokens;
+pub mod ui;
 pub mod webhooks;
 
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
@@ -94,6 +95,31 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/channels/{name}/latest", web::get().to(channels::latest)),
         )
+        .route("/ui", web::get().to(|| async { ui::see_other("/ui/") }))
+        .service(
+            web::scope("/ui")
+                .route("/", web::get().to(ui::board::page))
+                .route("/board", web::get().to(ui::board::table))
+                .route("/login", web::get().to(ui::session::form))
+                .route("/login", web::post().to(ui::session::sign_in))
+                .route("/logout", web::post().to(ui::session::sign_out))
+                .route("/builds/{id}", web::get().to(ui::builds::page))
+                .route("/builds/{id}/promote", web::post().to(ui::builds::promote))
+                .route("/builds/{id}/demote", web::post().to(ui::builds::demote))
+                .route("/builds/{id}/hold", web::post().to(ui::builds::hold))
+                .route("/builds/{id}/release", web::post().to(ui::builds::release))
+                .route("/builds/{id}/discard", web::post().to(ui::builds::discard))
+                .route("/channels/{name}", web::get().to(ui::channels::page))
+                .route(
+                    "/channels/{name}/freeze",
+                    web::post().to(ui::channels::freeze),
+                )
+                .route(
+                    "/channels/{name}/unfreeze",
+                    web::post().to(ui::channels::unfreeze),
+                )
+                .route("/static/{name}", web::get().to(ui::asset)),
+        )
         .route("/rpm/{file}", web::get().to(repo::repo_file))
         .route(
             "/rpm/{channel}/repodata/{file}",
@@ -159,8 +185,16 @@ impl JsonLine for HttpResponseBuilder {
     }
 }
 
-/// `GET /`: where to go from here, until the promotion board takes this place.
-async fn index(ctx: web::Data<Ctx>) -> HttpResponse {
+/// `GET /`: browsers go to the board; API clients get where to go from here.
+async fn index(ctx: web::Data<Ctx>, req: HttpRequest) -> HttpResponse {
+    let browser = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if browser {
+        return ui::see_other("/ui/");
+    }
     let base = &ctx.config.base_url;
     HttpResponse::Ok().json_line(serde_json::json!({
         "name": "forklift",
@@ -168,6 +202,7 @@ async fn index(ctx: web::Data<Ctx>) -> HttpResponse {
         "channels": format!("{base}/api/v1/channels"),
         "packages": format!("{base}/api/v1/packages"),
         "signing_key": format!("{base}/keys/forklift.asc"),
+        "board": format!("{base}/ui/"),
     }))
 }
 

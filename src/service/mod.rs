@@ -5,9 +5,10 @@
 //! holds the order): `catalog` (named queries and views) at the bottom,
 //! `access` (grants, tokens), `publish` (every change to channels, rendered
 //! and committed), then `ingest`, `promotion`, `webhooks` and `repo`, which
-//! use them.
+//! use them, and `board` (the promotion board) above those.
 
 pub mod access;
+pub mod board;
 pub mod catalog;
 pub mod clock;
 pub mod error;

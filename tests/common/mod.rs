@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod apt;
+pub mod browser;
 pub mod dnf;
 pub mod packages;
 pub mod pg;

@@ -1,6 +1,7 @@
 //! Who may do what: permissions, the grants of one caller, and API tokens as
 //! values. Pure functions over plain data; storage lives in `tokens.rs`.
 
+pub mod sessions;
 pub mod tokens;
 
 use std::collections::BTreeSet;

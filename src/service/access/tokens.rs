@@ -247,27 +247,66 @@ pub fn authenticate(
     let Some(row) = row.filter(|r| access::constant_time_eq(&r.token_hash, &hash)) else {
         return Err(AccessError::Unauthenticated("unknown token".into()).into());
     };
+    let row = live(row, now)?;
+    note_use(conn, &row, now, client);
+    Ok(actor_of(row, client))
+}
+
+/// The caller a web UI session stands for: its token, checked as at sign-in
+/// (a revoked or expired token ends its sessions too).
+pub fn authenticate_id(
+    conn: &mut DbConnection,
+    now: i64,
+    id: i64,
+    client: &str,
+) -> Result<Actor, ServiceError> {
+    let row: Option<TokenRow> = tokens::table
+        .find(id)
+        .select(TokenRow::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(row) = row else {
+        return Err(AccessError::Unauthenticated("the session's token is gone".into()).into());
+    };
+    let row = live(row, now)?;
+    note_use(conn, &row, now, client);
+    Ok(actor_of(row, client))
+}
+
+/// The token's id, by its exact secret (sign-in keeps the id, never the secret).
+pub fn id_of(conn: &mut DbConnection, token: &str) -> Result<Option<i64>, ServiceError> {
+    Ok(tokens::table
+        .filter(tokens::token_hash.eq(access::hash_token(token)))
+        .select(tokens::id)
+        .first(conn)
+        .optional()?)
+}
+
+fn live(row: TokenRow, now: i64) -> Result<TokenRow, ServiceError> {
     if row.revoked_at.is_some() {
         return Err(
             AccessError::Unauthenticated(format!("token {:?} has been revoked", row.name)).into(),
         );
     }
-    let t = now;
-    if row.expires_at.is_some_and(|e| e <= t) {
+    if row.expires_at.is_some_and(|e| e <= now) {
         return Err(
             AccessError::Unauthenticated(format!("token {:?} has expired", row.name)).into(),
         );
     }
+    Ok(row)
+}
+
+/// Bookkeeping only: a failed write (a full disk) must not turn away a valid
+/// token, or readers of private channels would lose access.
+fn note_use(conn: &mut DbConnection, row: &TokenRow, now: i64, client: &str) {
     if row
         .last_used_at
-        .is_none_or(|u| t - u >= LAST_USED_RESOLUTION_SECS)
+        .is_none_or(|u| now - u >= LAST_USED_RESOLUTION_SECS)
         || row.last_used_from.as_deref() != Some(client)
     {
-        // Bookkeeping only: a failed write (a full disk) must not turn away a
-        // valid token, or readers of private channels would lose access.
         let noted = diesel::update(tokens::table.filter(tokens::id.eq(row.id)))
             .set((
-                tokens::last_used_at.eq(Some(t)),
+                tokens::last_used_at.eq(Some(now)),
                 tokens::last_used_from.eq(Some(client)),
             ))
             .execute(conn);
@@ -275,16 +314,19 @@ pub fn authenticate(
             tracing::warn!(token = %row.name, error = %e, "could not record token use");
         }
     }
+}
+
+fn actor_of(row: TokenRow, client: &str) -> Actor {
     let perms = row
         .permissions
         .split_whitespace()
         .filter_map(|p| Permission::parse(p).ok());
-    Ok(Actor {
+    Actor {
         name: row.name,
         client: client.to_string(),
         grants: Grants::new(perms),
         authenticated: true,
-    })
+    }
 }
 
 /// What the first start did about an admin token.

@@ -224,6 +224,44 @@ pub fn open_members(
     open_member_ids(channel).load(conn)
 }
 
+/// The builds a channel holds now, each with when its current stay began
+/// (the time of the revision that added it).
+pub fn open_stays(
+    conn: &mut DbConnection,
+    channel: &str,
+) -> Result<Vec<(String, i64)>, diesel::result::Error> {
+    memberships::table
+        .inner_join(
+            revisions::table.on(revisions::channel
+                .eq(memberships::channel)
+                .and(revisions::number.eq(memberships::added_in))),
+        )
+        .filter(memberships::channel.eq(channel))
+        .filter(memberships::removed_in.is_null())
+        .select((memberships::package_id, revisions::created_at))
+        .load(conn)
+}
+
+/// When the channel's automatic rule runs next (None: manual).
+pub fn next_run(
+    conn: &mut DbConnection,
+    channel: &str,
+) -> Result<Option<i64>, diesel::result::Error> {
+    schedules::table
+        .find(channel)
+        .select(schedules::next_run_at)
+        .first(conn)
+        .optional()
+}
+
+/// The newest event's id (0 before the first).
+pub fn latest_event_id(conn: &mut DbConnection) -> Result<i64, diesel::result::Error> {
+    Ok(events::table
+        .select(diesel::dsl::max(events::id))
+        .first::<Option<i64>>(conn)?
+        .unwrap_or(0))
+}
+
 /// How many ids one statement takes: SQLite allows 32,766 parameters and a
 /// bulk promotion may name more builds than that.
 pub const ID_CHUNK: usize = 500;

@@ -4,17 +4,16 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::db::models::PackageSummary;
-use crate::db::schema::*;
 use crate::db::DbConnection;
 use crate::formats::compare_versions;
 use crate::policy::{blockers, Blocker, BuildFacts, Note, Policy};
 use crate::service::catalog::packages::view;
 use crate::service::catalog::queries::{
-    by_version, frozen, held, load_policy, open_members, rejections_for, summaries_by_ids,
+    by_version, frozen, held, load_policy, open_members, open_stays, rejections_for,
+    summaries_by_ids,
 };
 use crate::service::catalog::views::{rfc3339, Marker, PackageView};
 use crate::service::error::PublishError;
@@ -60,16 +59,7 @@ fn assess(
     let now = ctx.clock.now();
     let freeze = frozen(conn, &policy.channel)?;
     // Each build's current stay in the source: its open membership's revision time.
-    let stays: Vec<(String, i64)> = memberships::table
-        .inner_join(
-            revisions::table.on(revisions::channel
-                .eq(memberships::channel)
-                .and(revisions::number.eq(memberships::added_in))),
-        )
-        .filter(memberships::channel.eq(source))
-        .filter(memberships::removed_in.is_null())
-        .select((memberships::package_id, revisions::created_at))
-        .load(conn)?;
+    let stays = open_stays(conn, source)?;
     let entered: HashMap<String, i64> = stays.into_iter().collect();
     let present: HashSet<String> = open_members(conn, &policy.channel)?.into_iter().collect();
     let rejected = rejections_for(conn, &policy.channel)?;
@@ -91,6 +81,20 @@ fn assess(
     }
     out.sort_by(|a, b| by_version(&a.summary, &b.summary));
     Ok((out, freeze))
+}
+
+/// Why each build of the policy's source channel may not go on (empty: it
+/// may), by build id: the board's badges.
+pub fn blockers_by_build(
+    ctx: &Ctx,
+    conn: &mut DbConnection,
+    policy: &Policy,
+) -> Result<HashMap<String, Vec<Blocker>>, ServiceError> {
+    let (assessed, _) = assess(ctx, conn, policy)?;
+    Ok(assessed
+        .into_iter()
+        .map(|a| (a.summary.id, a.blockers))
+        .collect())
 }
 
 /// `GET /channels/{name}/candidates`.
