@@ -9,7 +9,8 @@
 # promotes all of them to staging and half to prod (bulk promotions), holds
 # a tenth, then GETs /ui/ REPS times with curl (time to the last byte, on one
 # keep-alive connection after a warm-up request) and reports the median, the
-# page's size, and the live-update request answered 304.
+# page's size (as is, and gzip-compressed as browsers get it), and the
+# live-update request answered 304.
 #
 # Settings: N=1000 REPS=20 SKIP_BUILD=0 KEEP=0
 set -euo pipefail
@@ -53,6 +54,7 @@ for _ in $(seq 1 "$REPS"); do args+=(-o /dev/null -w '%{time_total} %{size_downl
 curl "${args[@]}" | tail -n "$REPS" >"$W/times"
 med=$(awk '{ print $1 }' "$W/times" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
 size=$(awk 'NR == 1 { print $2 }' "$W/times")
+gz=$(curl -s -o /dev/null --compressed -w '%{size_download}' "$U/ui/")
 etag=$(curl -s -D - -o /dev/null "$U/ui/board?name=&page=1" | awk 'tolower($1) == "etag:" { print $2 }' | tr -d '\r')
 live=$(curl -s -o /dev/null -w '%{http_code} in %{time_total}s' -H "If-None-Match: $etag" "$U/ui/board?name=&page=1")
 echo
@@ -62,4 +64,5 @@ echo "| what | figure |"
 echo "|---|---|"
 echo "| GET /ui/ (whole board, server-rendered), median of $REPS | **$(awk -v t="$med" 'BEGIN { printf "%.1f", t * 1000 }') ms** |"
 echo "| page size | **$(awk -v s="$size" 'BEGIN { printf "%.0f", s / 1024 }') KiB** ($size bytes, uncompressed) |"
+echo "| page as sent to a browser (gzip) | **$(awk -v s="$gz" 'BEGIN { printf "%.0f", s / 1024 }') KiB** ($gz bytes) |"
 echo "| live update while nothing changed (If-None-Match) | $live |"

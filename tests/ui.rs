@@ -159,6 +159,13 @@ fn promoting_and_demoting_through_the_ui() {
         "fails smoke tests",
     );
     b.click("form[action$='/demote'] button");
+    assert!(
+        eventually(LIVE, || !get(&srv.api(&format!("/packages/{new}"))).json()
+            ["channels"]
+            .to_string()
+            .contains("staging")),
+        "the UI's demotion is not in the API"
+    );
     b.goto(&format!("{}/ui/", srv.url));
     assert!(
         eventually(LIVE, || cell(&b, "forklift-demo", 2).contains("1.0-1")),
@@ -172,9 +179,22 @@ fn promoting_and_demoting_through_the_ui() {
         "waiting for a CVE fix",
     );
     b.click("form[action$='/hold'] button");
+    // The form's answer (the build page again) says so before we move on.
+    assert!(
+        b.wait_text("main", "Held by admin", LIVE),
+        "{}",
+        b.text("main")
+    );
     b.goto(&format!("{}/ui/", srv.url));
-    let c = cell(&b, "forklift-demo", 1);
-    assert!(c.contains("Held by admin: waiting for a CVE fix"), "{c}");
+    // Said where the held build stops: staging, which serves it again.
+    let held = |b: &Browser| cell(b, "forklift-demo", 2);
+    eventually(LIVE, || held(&b).contains("Held by admin"));
+    let c = held(&b);
+    assert!(
+        c.contains("1.0-1") && c.contains("Held by admin: waiting for a CVE fix"),
+        "{c}: {}",
+        b.text("#board")
+    );
 }
 
 #[test]

@@ -98,6 +98,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ui", web::get().to(|| async { ui::see_other("/ui/") }))
         .service(
             web::scope("/ui")
+                // Pages are text that compresses ~15×; repository files are
+                // served elsewhere, uncompressed, with their exact sizes.
+                .wrap(actix_web::middleware::Compress::default())
                 .route("/", web::get().to(ui::board::page))
                 .route("/board", web::get().to(ui::board::table))
                 .route("/login", web::get().to(ui::session::form))

@@ -131,7 +131,7 @@ pub fn board_table(b: &Board) -> Markup {
                         a href=(format!("/ui/channels/{}", c.name)) { (c.name) }
                         @if let Some(f) = &c.frozen {
                             br;
-                            span.badge.frozen title=(format!("frozen by {} at {}", f.by, utc(f.at))) {
+                            span.b.held title=(format!("frozen by {} at {}", f.by, utc(f.at))) {
                                 "Frozen: " (f.reason) " (" (f.by) ")"
                             }
                         }
@@ -144,14 +144,17 @@ pub fn board_table(b: &Board) -> Markup {
         tbody {
             @for row in &b.rows {
                 tr {
-                    th.name scope="row" {
-                        (row.name) " " span.muted { (row.arch) }
-                        @if row.differs { br; span.badge.differs { "Differs" } }
+                    th scope="row" {
+                        (row.name) " " small { (row.arch) }
+                        @if row.differs { span.b.diff { "Differs" } }
                     }
-                    @for cell in &row.cells {
+                    @for (i, cell) in row.cells.iter().enumerate() {
                         @match cell {
-                            Some(c) => td { (cell_markup(c, b.now)) },
-                            None => td.empty { "—" span.muted { " none" } },
+                            Some(c) => {
+                                @let next_same = row.cells.get(i + 1).and_then(|n| n.as_ref()).is_some_and(|n| n.id == c.id);
+                                td { (cell_markup(c, b.now, !next_same)) }
+                            }
+                            None => td.e { "— none" },
                         }
                     }
                 }
@@ -160,31 +163,29 @@ pub fn board_table(b: &Board) -> Markup {
     }
 }
 
-fn cell_markup(c: &Cell, now: i64) -> Markup {
+/// One cell, kept small (a 1,000-name board stays a few hundred KB before
+/// compression): the build links by file name, relative to /ui/; a held
+/// build says so where it stops, not in every channel holding it.
+fn cell_markup(c: &Cell, now: i64, show_held: bool) -> Markup {
+    let file: String = form_urlencoded::byte_serialize(c.file.as_bytes()).collect();
     html! {
-        a.evr href=(format!("/ui/builds/{}", c.id)) { (c.evr) }
-        br;
-        span.since title=(utc(c.since)) { "for " (span(now - c.since)) }
-        @if let Some(h) = &c.held {
-            br;
-            span.badge.held title=(format!("held at {}", utc(h.at))) { "Held by " (h.by) ": " (h.reason) }
+        a href=(format!("builds/{file}")) { (c.evr) }
+        small { "for " (span(now - c.since)) }
+        @if let (true, Some(h)) = (show_held, &c.held) {
+            span.b.held { "Held by " (h.by) ": " (h.reason) }
         }
         @match &c.next {
             Some(Next::Candidate { to, at: Some(at) }) => {
-                br; span.badge.candidate { "Candidate for " (to) ", next run " (utc(*at)) }
+                span.b.cand { "Candidate for " (to) ", next run " (utc(*at)) }
             }
             Some(Next::Candidate { to, at: None }) => {
-                br; span.badge.candidate { "Ready for " (to) " (manual)" }
+                span.b.cand { "Ready for " (to) " (manual)" }
             }
             Some(Next::Soaking { to, until }) => {
-                br; span.badge.soaking title=(format!("until {}", utc(*until))) {
-                    "Soaking for " (to) ": " (span(until - now)) " left"
-                }
+                span.b.soak { "Soaking for " (to) ": " (span(until - now)) " left" }
             }
             Some(Next::Rejected { to, note }) => {
-                br; span.badge.rejected title=(utc(note.at)) {
-                    "Rejected from " (to) " by " (note.by) ": " (note.reason)
-                }
+                span.b.rej { "Rejected from " (to) " by " (note.by) ": " (note.reason) }
             }
             None => {}
         }

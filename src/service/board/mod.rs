@@ -66,6 +66,8 @@ pub struct Row {
 #[derive(Debug, Clone, Serialize)]
 pub struct Cell {
     pub id: String,
+    /// The file name: a shorter link than the id, resolved the same way.
+    pub file: String,
     /// `[epoch:]version-release`
     pub evr: String,
     /// When its stay in this channel began.
@@ -264,6 +266,7 @@ fn make_row(
             });
             Cell {
                 id: p.id.clone(),
+                file: p.filename.clone(),
                 evr: evr(p),
                 since: *since,
                 held: held(p),
