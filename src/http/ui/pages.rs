@@ -14,12 +14,19 @@ pub struct Reader {
 }
 
 pub fn layout(reader: &Reader, title: &str, body: Markup) -> Markup {
+    page(reader, title, None, body)
+}
+
+/// `base`: where the page's relative links point (the board's cells link
+/// builds relatively, to stay small); every other link is absolute.
+fn page(reader: &Reader, title: &str, base: Option<&str>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(b) = base { base href=(b); }
                 title { (title) " · Forklift" }
                 link rel="stylesheet" href="/ui/static/forklift.css";
             }
@@ -104,7 +111,7 @@ pub fn board_page(reader: &Reader, p: &BoardPage<'_>) -> Markup {
         }
         script src="/ui/static/board.js" defer {}
     };
-    layout(reader, "Board", body)
+    page(reader, "Board", Some("/ui/builds/"), body)
 }
 
 fn page_link(p: &BoardPage<'_>, page: usize) -> String {
@@ -151,8 +158,8 @@ pub fn board_table(b: &Board) -> Markup {
                     @for (i, cell) in row.cells.iter().enumerate() {
                         @match cell {
                             Some(c) => {
-                                @let next_same = row.cells.get(i + 1).and_then(|n| n.as_ref()).is_some_and(|n| n.id == c.id);
-                                td { (cell_markup(c, b.now, !next_same)) }
+                                @let same = |j: usize| row.cells.get(j).and_then(|n| n.as_ref()).is_some_and(|n| n.id == c.id);
+                                td { (cell_markup(c, b.now, i == 0 || !same(i - 1), !same(i + 1))) }
                             }
                             None => td.e { "— none" },
                         }
@@ -163,13 +170,15 @@ pub fn board_table(b: &Board) -> Markup {
     }
 }
 
-/// One cell, kept small (a 1,000-name board stays a few hundred KB before
-/// compression): the build links by file name, relative to /ui/; a held
-/// build says so where it stops, not in every channel holding it.
-fn cell_markup(c: &Cell, now: i64, show_held: bool) -> Markup {
+/// One cell, kept small (a 1,000-name board stays under 300 KB before
+/// compression): the build links by file name, relative to the page's base
+/// (/ui/builds/), once per row (a channel serving the build its left
+/// neighbour serves shows the version unlinked); a held build says so where
+/// it stops, not in every channel holding it.
+fn cell_markup(c: &Cell, now: i64, linked: bool, show_held: bool) -> Markup {
     let file: String = form_urlencoded::byte_serialize(c.file.as_bytes()).collect();
     html! {
-        a href=(format!("builds/{file}")) { (c.evr) }
+        @if linked { a href=(file) { (c.evr) } } @else { (c.evr) }
         small { "for " (span(now - c.since)) }
         @if let (true, Some(h)) = (show_held, &c.held) {
             span.b.held { "Held by " (h.by) ": " (h.reason) }
