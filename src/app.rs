@@ -70,6 +70,7 @@ pub fn init_with_clock(
         clock,
         pieces: Arc::new(crate::service::publish::pieces::PieceCache::default()),
         hot: Arc::new(crate::service::repo::HotFiles::new(HOT_FILES_BUDGET)),
+        metrics: Arc::new(crate::metrics::Metrics::new()),
         blocking_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
         file_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
     };
@@ -118,6 +119,7 @@ fn open_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
 /// The HTTP server on an already bound listener (tests bind port 0).
 pub fn server(ctx: Ctx, listener: TcpListener) -> Result<actix_web::dev::Server, StartupError> {
     let ctx_for_tasks = ctx.clone();
+    let metrics = ctx.metrics.clone();
     let data = web::Data::new(ctx);
     let server = HttpServer::new(move || {
         App::new()
@@ -135,6 +137,27 @@ pub fn server(ctx: Ctx, listener: TcpListener) -> Result<actix_web::dev::Server,
                 );
                 srv.call(req).instrument(span)
             })
+            .wrap_fn({
+                let metrics = metrics.clone();
+                move |req, srv| {
+                    use actix_web::dev::Service as _;
+                    // The route's pattern, never the path: ids stay out of labels.
+                    let route = req
+                        .match_pattern()
+                        .map(|p| crate::metrics::route_label(&p))
+                        .unwrap_or_else(|| "unmatched".into());
+                    let method = req.method().to_string();
+                    let (metrics, start) = (metrics.clone(), std::time::Instant::now());
+                    let call = srv.call(req);
+                    async move {
+                        let res = call.await;
+                        if let Ok(r) = &res {
+                            count_request(&metrics, route, method, r.status().as_u16(), start);
+                        }
+                        res
+                    }
+                }
+            })
             .configure(crate::http::routes)
     })
     // Without it, every response after the first on a keep-alive connection
@@ -145,6 +168,28 @@ pub fn server(ctx: Ctx, listener: TcpListener) -> Result<actix_web::dev::Server,
     .run();
     start_background(ctx_for_tasks);
     Ok(server)
+}
+
+fn count_request(
+    m: &crate::metrics::Metrics,
+    route: String,
+    method: String,
+    status: u16,
+    start: std::time::Instant,
+) {
+    use crate::metrics::{RequestLabels, RouteLabels};
+    m.request_seconds
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+        })
+        .observe(start.elapsed().as_secs_f64());
+    m.requests
+        .get_or_create(&RequestLabels {
+            route,
+            method,
+            status,
+        })
+        .inc();
 }
 
 /// Periodic work inside the server's runtime: webhook delivery, automatic

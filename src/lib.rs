@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod formats;
 pub mod http;
+pub mod metrics;
 pub mod policy;
 pub mod service;
 pub mod signing;

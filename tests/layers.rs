@@ -32,6 +32,10 @@ fn forbidden(layer: &str) -> &'static [&'static str] {
         "service" => &["http", "app"],
         // Settings are read by services; they hold no service types.
         "config" => &["service", "http", "app", "db", "store"],
+        // Counters know nothing of what they count.
+        "metrics" => &[
+            "service", "http", "app", "db", "store", "config", "formats", "policy",
+        ],
         _ => &[],
     }
 }
@@ -58,6 +62,7 @@ const SERVICE_DOMAINS: &[(&str, u8)] = &[
     ("webhooks", 2),
     ("repo", 2),
     ("board", 3),
+    ("observe", 1),
 ];
 
 fn domain_rank(name: &str) -> Option<u8> {

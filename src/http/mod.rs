@@ -36,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .route("/", web::get().to(index))
         .route("/healthz", web::get().to(health))
+        .route("/metrics", web::get().to(metrics))
         .service(
             web::scope("/api/v1")
                 .route("/packages", web::get().to(packages::list))
@@ -207,6 +208,18 @@ async fn index(ctx: web::Data<Ctx>, req: HttpRequest) -> HttpResponse {
         "signing_key": format!("{base}/keys/forklift.asc"),
         "board": format!("{base}/ui/"),
     }))
+}
+
+/// `GET /metrics`: Prometheus (OpenMetrics text) for callers who may read
+/// every channel.
+async fn metrics(
+    ctx: web::Data<Ctx>,
+    auth::Caller(who): auth::Caller,
+) -> Result<HttpResponse, ApiError> {
+    let text = blocking(&ctx, move |c| crate::service::observe::render(c, &who)).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(text))
 }
 
 async fn health() -> HttpResponse {

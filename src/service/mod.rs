@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod ingest;
 pub mod names;
+pub mod observe;
 pub mod promotion;
 pub mod publish;
 pub mod repo;
@@ -47,6 +48,8 @@ pub struct Ctx {
     pub pieces: Arc<publish::pieces::PieceCache>,
     /// Small published files read once, kept in memory by digest.
     pub hot: Arc<repo::HotFiles>,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Admission to blocking work: requests beyond it wait without holding a
     /// thread, instead of parking pool threads on the database pool.
     pub blocking_slots: Arc<tokio::sync::Semaphore>,

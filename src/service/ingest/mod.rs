@@ -35,6 +35,31 @@ pub fn ingest(
     channel: Option<ChannelName>,
     actor: &Actor,
 ) -> Result<Ingested, ServiceError> {
+    let size = upload.size;
+    let result = ingest_checked(ctx, upload, channel, actor);
+    let outcome = match &result {
+        Ok(i) if i.created => {
+            ctx.metrics.upload_bytes.inc_by(size);
+            "stored"
+        }
+        Ok(_) => "duplicate",
+        Err(_) => "refused",
+    };
+    ctx.metrics
+        .uploads
+        .get_or_create(&crate::metrics::OutcomeLabels {
+            outcome: outcome.into(),
+        })
+        .inc();
+    result
+}
+
+fn ingest_checked(
+    ctx: &Ctx,
+    upload: Received,
+    channel: Option<ChannelName>,
+    actor: &Actor,
+) -> Result<Ingested, ServiceError> {
     actor.require_upload()?;
     if let Some(c) = &channel {
         check_entry_channel(ctx, c)?;

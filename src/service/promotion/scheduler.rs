@@ -101,6 +101,12 @@ pub fn run_due(ctx: &Ctx) -> Result<Vec<RunReport>, ServiceError> {
         if claimed != 1 {
             continue; // another runner has this slot
         }
+        ctx.metrics
+            .scheduler_runs
+            .get_or_create(&crate::metrics::ChannelLabels {
+                channel: channel.clone(),
+            })
+            .inc();
         let report = match auto_promote(ctx, &policy) {
             Ok(run) => RunReport { run, error: None },
             Err(e) => RunReport {

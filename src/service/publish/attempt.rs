@@ -74,16 +74,31 @@ pub(super) fn wait_for_clock(ctx: &Ctx, channel: &str) -> Result<(), ServiceErro
 
 /// The commit itself, with the touched channels' locks held.
 pub(super) fn commit_locked(ctx: &Ctx, change: &Change, actor: &Actor) -> CommitResult {
+    let start = std::time::Instant::now();
     let mut conn = ctx.conn()?;
     for _ in 0..MAX_ATTEMPTS {
         match attempt(ctx, &mut conn, change, actor) {
-            Ok(c) => return Ok(c),
+            Ok(c) => {
+                count_publication(ctx, &c, start);
+                return Ok(c);
+            }
             Err(Attempt::Lost) => continue,
             Err(Attempt::Duplicate) => return Err(PublishError::DuplicatePackage.into()),
             Err(Attempt::Failed(e)) => return Err(e),
         }
     }
     Err(PublishError::Contention.into())
+}
+
+fn count_publication(ctx: &Ctx, c: &Committed, start: std::time::Instant) {
+    let secs = start.elapsed().as_secs_f64();
+    for channel in c.revisions.keys() {
+        let l = crate::metrics::ChannelLabels {
+            channel: channel.clone(),
+        };
+        ctx.metrics.publish_seconds.get_or_create(&l).observe(secs);
+        ctx.metrics.revisions.get_or_create(&l).inc();
+    }
 }
 
 struct Planned {
