@@ -69,7 +69,11 @@ fn series_after_an_upload_and_a_promotion(b: Backend) {
         Some(2.0)
     );
     assert_eq!(
-        value(&s, "forklift_channel_head_revision", &[("channel", "staging")]),
+        value(
+            &s,
+            "forklift_channel_head_revision",
+            &[("channel", "staging")]
+        ),
         Some(2.0)
     );
     assert_eq!(
