@@ -83,8 +83,8 @@ impl Instance {
     }
 }
 
-fn upload_to(inst: &Instance, name: &str, bytes: &[u8]) -> Option<String> {
-    let r = ureq::put(&format!("{}/api/v1/packages/{name}?channel=qa", inst.url))
+fn upload_to(url: &str, name: &str, bytes: &[u8]) -> Option<String> {
+    let r = ureq::put(&format!("{url}/api/v1/packages/{name}?channel=qa"))
         .set("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
         .timeout(Duration::from_secs(120))
         .send_bytes(bytes);
@@ -276,18 +276,11 @@ fn instances_share_one_database_and_one_bucket() {
     let c_url = c.lock().expect("c").url.clone();
     let flood = |url: String, tag: &'static str, n: usize, acked: Arc<Mutex<Vec<String>>>| {
         std::thread::spawn(move || {
-            let target = Instance {
-                url,
-                port: 0,
-                data: tempfile::tempdir().expect("unused"),
-                redirects: false,
-                process: None,
-            };
             for i in 0..n {
                 // Distinct names: the channel's retention keeps every one.
                 let name = format!("cluster-{tag}-{i}");
                 let bytes = build_deb(&name, "1.0-1");
-                match upload_to(&target, &format!("{name}_1.0-1_all.deb"), &bytes) {
+                match upload_to(&url, &format!("{name}_1.0-1_all.deb"), &bytes) {
                     Some(id) => acked.lock().expect("acked").push(id),
                     None => return,
                 }
@@ -302,9 +295,9 @@ fn instances_share_one_database_and_one_bucket() {
     let builds = {
         let (a, b) = (a.clone(), b.clone());
         std::thread::spawn(move || {
-            let demo = upload_to(&b, DEMO10, &fixture_bytes(DEMO10)).expect("demo via B");
+            let demo = upload_to(&b.url, DEMO10, &fixture_bytes(DEMO10)).expect("demo via B");
             let hello_bytes = std::fs::read(deb_fixture(HELLO10)).expect("hello");
-            let hello = upload_to(&a, HELLO10, &hello_bytes).expect("hello via A");
+            let hello = upload_to(&a.url, HELLO10, &hello_bytes).expect("hello via A");
             for to in ["staging", "prod"] {
                 promote_via(&a, &demo, to);
                 promote_via(&a, &hello, to);
@@ -405,7 +398,7 @@ fn deliveries_are_taken_once(instances: &[&Instance], rx: &Receiver, acked: &[St
     for (i, inst) in instances.iter().cycle().take(6).enumerate() {
         let name = format!("cluster-late-{i}");
         let id = upload_to(
-            inst,
+            &inst.url,
             &format!("{name}_1.0-1_all.deb"),
             &build_deb(&name, "1.0-1"),
         )

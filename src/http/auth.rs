@@ -13,6 +13,13 @@ use crate::service::access::tokens::pooled;
 use crate::service::access::{parse_authorization, Presented};
 use crate::service::{Actor, Ctx};
 
+/// The client's address as events record it (the peer; "unknown" if none).
+pub fn client_of(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// The authenticated (or anonymous) caller of a request.
 pub struct Caller(pub Actor);
 
@@ -21,10 +28,7 @@ impl FromRequest for Caller {
     type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let client = req
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_else(|| "unknown".into());
+        let client = client_of(req);
         // A header that is present but not visible ASCII is a wrong credential,
         // not a missing one: it must never read as anonymous.
         let presented = match req.headers().get(header::AUTHORIZATION) {

@@ -8,12 +8,7 @@ use crate::service::board::channel::ChannelPageData;
 use crate::service::catalog::views::{EventView, PackageView};
 
 fn evr(p: &PackageView) -> String {
-    let e = if p.epoch > 0 {
-        format!("{}:", p.epoch)
-    } else {
-        String::new()
-    };
-    format!("{e}{}-{}", p.version, p.release)
+    crate::service::catalog::views::evr(p.epoch, &p.version, &p.release)
 }
 
 fn event_line(e: &EventView) -> Markup {

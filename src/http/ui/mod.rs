@@ -59,10 +59,7 @@ impl FromRequest for Viewer {
     type Future = Pin<Box<dyn Future<Output = Result<Viewer, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let client = req
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_else(|| "unknown".into());
+        let client = crate::http::auth::client_of(req);
         let secret = req.cookie(COOKIE).map(|c| c.value().to_string());
         let ctx = req.app_data::<web::Data<Ctx>>().cloned();
         Box::pin(async move {

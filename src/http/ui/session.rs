@@ -59,10 +59,7 @@ pub async fn sign_in(
     req: HttpRequest,
     form: web::Form<SignIn>,
 ) -> HttpResponse {
-    let client = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let client = crate::http::auth::client_of(&req);
     let SignIn { token, next } = form.into_inner();
     let next = safe_next(&next).to_string();
     match blocking(&ctx, move |c| sessions::sign_in(c, &token, &client)).await {

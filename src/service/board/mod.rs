@@ -16,6 +16,7 @@ use crate::policy::{Blocker, Note};
 use crate::service::catalog::queries::{
     by_version, frozen, held, latest_event_id, load_policy, next_run, open_stays, summaries_by_ids,
 };
+use crate::service::catalog::views::evr;
 use crate::service::promotion::candidates::blockers_by_build;
 use crate::service::{Actor, Ctx, ServiceError};
 
@@ -93,15 +94,6 @@ pub enum Next {
         to: String,
         note: Note,
     },
-}
-
-fn evr(p: &PackageSummary) -> String {
-    let e = if p.epoch > 0 {
-        format!("{}:", p.epoch)
-    } else {
-        String::new()
-    };
-    format!("{e}{}-{}", p.version, p.release)
 }
 
 /// A channel's rule in words; the first channel's builds come by upload.
@@ -267,7 +259,7 @@ fn make_row(
             Cell {
                 id: p.id.clone(),
                 file: p.filename.clone(),
-                evr: evr(p),
+                evr: evr(p.epoch, &p.version, &p.release),
                 since: *since,
                 held: held(p),
                 next,

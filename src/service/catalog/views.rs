@@ -35,6 +35,15 @@ pub struct PackageView {
     pub discarded: Option<Marker>,
 }
 
+/// `[epoch:]version-release`, as the board and pages show a build.
+pub fn evr(epoch: i32, version: &str, release: &str) -> String {
+    if epoch > 0 {
+        format!("{epoch}:{version}-{release}")
+    } else {
+        format!("{version}-{release}")
+    }
+}
+
 /// Who set a flag on a build, when and why.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Marker {
