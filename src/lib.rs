@@ -2,6 +2,7 @@
 //! is promoted through channels, each published as a yum repository.
 
 pub mod app;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod formats;

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -23,6 +24,22 @@ use forklift::config::{Config, Layer};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text, or as JSON objects one per line (FORKLIFT_LOG_FORMAT).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        env = "FORKLIFT_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Default, clap::ValueEnum)]
+enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -38,6 +55,13 @@ enum Command {
         #[command(flatten)]
         args: TokenArgs,
     },
+    /// Print a shell completion script: `forklift completions bash > /etc/bash_completion.d/forklift`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    #[command(flatten)]
+    Client(forklift::client::Command),
 }
 
 #[derive(Subcommand)]
@@ -145,38 +169,78 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
     resolve_layers(args.config.clone(), flags)
 }
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FORKLIFT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        // Logs go to stderr so stdout carries only results (token secrets, config).
-        .with_writer(std::io::stderr)
-        .init();
+/// Logs go to stderr so stdout carries only results (token secrets, config).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FORKLIFT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+}
+
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    match cli.command {
+    init_logging(cli.log_format);
+    run(cli.command)
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Client(command) => Ok(client_command(command)),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "forklift",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config(args) => {
             print!("{}", resolve(&args)?.to_toml()?);
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Token { command, args } => token_command(command, &resolve_token(&args)?),
+        Command::Token { command, args } => {
+            token_command(command, &resolve_token(&args)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve(args) => {
-            let config = resolve(&args)?;
-            let listen = config.listen.clone();
-            let base = config.base_url.clone();
-            // Before anything is created on disk: a port in use must not leave
-            // a fresh data directory, key and admin token behind.
-            let listener = std::net::TcpListener::bind(&listen)
-                .with_context(|| format!("cannot listen on {listen}"))?;
-            let ctx = forklift::app::init(config).context("starting forklift")?;
-            tracing::info!(%listen, %base, "forklift listening");
-            actix_web::rt::System::new().block_on(async move {
-                forklift::app::server(ctx, listener)?.await?;
-                Ok(())
-            })
+            serve(&args)?;
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The client prints its own lines; its exit code is the answer (docs/cli.md).
+fn client_command(command: forklift::client::Command) -> ExitCode {
+    ExitCode::from(match forklift::client::run(command) {
+        Ok(exit) => exit.code(),
+        Err(failure) => {
+            eprintln!("forklift: {failure}");
+            failure.exit.code()
+        }
+    })
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = resolve(args)?;
+    let listen = config.listen.clone();
+    let base = config.base_url.clone();
+    // Before anything is created on disk: a port in use must not leave
+    // a fresh data directory, key and admin token behind.
+    let listener = std::net::TcpListener::bind(&listen)
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let ctx = forklift::app::init(config).context("starting forklift")?;
+    tracing::info!(%listen, %base, "forklift listening");
+    actix_web::rt::System::new().block_on(async move {
+        forklift::app::server(ctx, listener)?.await?;
+        Ok(())
+    })
 }
 
 fn token_command(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {

@@ -28,13 +28,18 @@ fn forbidden(layer: &str) -> &'static [&'static str] {
             "service", "http", "app", "config", "formats", "store", "policy",
         ],
         // Handlers reach data only through services.
-        "http" => &["db", "store", "app"],
-        "service" => &["http", "app"],
+        "http" => &["db", "store", "app", "client"],
+        "service" => &["http", "app", "client"],
         // Settings are read by services; they hold no service types.
         "config" => &["service", "http", "app", "db", "store"],
         // Counters know nothing of what they count.
         "metrics" => &[
             "service", "http", "app", "db", "store", "config", "formats", "policy",
+        ],
+        // The client knows the server only through its HTTP API.
+        "client" => &[
+            "service", "http", "app", "db", "store", "config", "formats", "policy", "signing",
+            "metrics",
         ],
         _ => &[],
     }
