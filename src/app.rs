@@ -26,6 +26,9 @@ pub enum StartupError {
     Channels(#[from] ServiceError),
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
+    /// What an operator command needs is not there (wrong flags?).
+    #[error("{0}: give the server's --config, --data-dir or --database-url (or FORKLIFT_CONFIG, FORKLIFT_DATA_DIR, FORKLIFT_DATABASE_URL)")]
+    Missing(String),
 }
 
 /// Memory for small published files per instance (see `repo::HotFiles`).
@@ -55,25 +58,10 @@ pub fn init_with_clock(
         config.signing_key_passphrase.clone(),
         &config.data_dir,
     )?;
-    let signer = match &config.signing_key_next {
-        Some(next) => signer.with_next_key(next, config.signing_key_next_passphrase.clone())?,
-        None => signer,
-    };
+    let signer = with_next_key(&config, signer)?;
     // Hosts pin these fingerprints; say them where operators look.
     tracing::info!(fingerprints = ?signer.fingerprints(), "repository signing keys");
-    let ctx = Ctx {
-        config: Arc::new(config),
-        pool,
-        store,
-        locks: Arc::new(ChannelLocks::default()),
-        signer: Arc::new(signer),
-        clock,
-        pieces: Arc::new(crate::service::publish::pieces::PieceCache::default()),
-        hot: Arc::new(crate::service::repo::HotFiles::new(HOT_FILES_BUDGET)),
-        metrics: Arc::new(crate::metrics::Metrics::new()),
-        blocking_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
-        file_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
-    };
+    let ctx = assemble(config, pool, store, signer, clock, slots);
     setup::sync_channels(&ctx)?;
     let resigned = resign::resign_for_keys(&ctx)?;
     if !resigned.is_empty() {
@@ -98,8 +86,75 @@ pub fn init_with_clock(
     Ok(ctx)
 }
 
+fn with_next_key(
+    config: &Config,
+    signer: crate::signing::Signer,
+) -> Result<crate::signing::Signer, StartupError> {
+    Ok(match &config.signing_key_next {
+        Some(next) => signer.with_next_key(next, config.signing_key_next_passphrase.clone())?,
+        None => signer,
+    })
+}
+
+fn assemble(
+    config: Config,
+    pool: crate::db::Pool,
+    store: Arc<dyn BlobStore>,
+    signer: crate::signing::Signer,
+    clock: Arc<dyn crate::service::Clock>,
+    slots: usize,
+) -> Ctx {
+    Ctx {
+        config: Arc::new(config),
+        pool,
+        store,
+        locks: Arc::new(ChannelLocks::default()),
+        signer: Arc::new(signer),
+        clock,
+        pieces: Arc::new(crate::service::publish::pieces::PieceCache::default()),
+        hot: Arc::new(crate::service::repo::HotFiles::new(HOT_FILES_BUDGET)),
+        metrics: Arc::new(crate::metrics::Metrics::new()),
+        blocking_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+        file_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+    }
+}
+
+/// Opens an existing server's store, database and signing keys for the
+/// operator commands (`backup`, `fsck`), beside a server that may be running.
+/// Unlike [`init`] it prepares nothing and sweeps nothing: the startup sweep
+/// removes every temp file, which would cut off the live server's uploads in
+/// flight. Nothing is created: a missing data directory, database or key is
+/// an error.
+pub fn open_existing(config: Config) -> Result<Ctx, StartupError> {
+    if !config.data_dir.is_dir() {
+        return Err(StartupError::Missing(format!(
+            "no Forklift data directory at {}",
+            config.data_dir.display()
+        )));
+    }
+    if let crate::db::DbUrl::Sqlite(path) = crate::db::DbUrl::parse(&config.database_url)? {
+        if !std::path::Path::new(&path).exists() {
+            return Err(StartupError::Missing(format!(
+                "no Forklift database at {path}"
+            )));
+        }
+    }
+    let store = open_store(&config)?;
+    let pool = crate::db::connect(&config.database_url)?;
+    let key = config
+        .signing_key
+        .clone()
+        .unwrap_or_else(|| crate::signing::default_key_path(&config.data_dir));
+    let signer = crate::signing::Signer::load(&key, config.signing_key_passphrase.clone())?;
+    let signer = with_next_key(&config, signer)?;
+    // One command's work at a time: no request pool to admit into.
+    let slots = pool.max_size() as usize;
+    let clock = Arc::new(crate::service::SystemClock);
+    Ok(assemble(config, pool, store, signer, clock, slots))
+}
+
 /// The configured blob store: the data directory, or a bucket.
-fn open_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
+pub fn open_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
     Ok(match &config.storage {
         Storage::File => Arc::new(crate::store::open_local(&config.data_dir)?),
         Storage::S3(s) => {

@@ -59,6 +59,20 @@ pub fn default_key_path(data_dir: &Path) -> PathBuf {
     data_dir.join("keys").join("signing-key.asc")
 }
 
+/// The fingerprint of the armored secret key in `path`, read without its
+/// passphrase (the public half is not encrypted).
+pub fn fingerprint_of(path: &Path) -> Result<String, SigningError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SigningError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (key, _) = SignedSecretKey::from_string(&text).map_err(|e| SigningError::InvalidKey {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(hex::encode(key.fingerprint().as_bytes()).to_uppercase())
+}
+
 impl Signer {
     /// Loads the configured key, or the one generated earlier under the data dir,
     /// or generates and saves a new one (mode 0600).
@@ -198,6 +212,22 @@ impl Signer {
                 sigs.iter()
                     .any(|s| s.verify(&public.primary_key, data).is_ok())
             })
+    }
+
+    /// The text of a clearsigned message (InRelease, as [`Self::clearsign`]
+    /// writes it) when it holds valid signatures by exactly the current keys;
+    /// None otherwise.
+    pub fn clearsigned_by_current_keys(&self, armored: &str) -> Option<String> {
+        let (msg, _) = CleartextSignedMessage::from_string(armored).ok()?;
+        let signed = msg.signed_text();
+        let all = msg.signatures().len() == self.keys.len()
+            && self.keys.iter().all(|(key, _)| {
+                let public = key.to_public_key();
+                msg.signatures()
+                    .iter()
+                    .any(|s| s.verify(&public.primary_key, signed.as_bytes()).is_ok())
+            });
+        all.then_some(signed)
     }
 
     /// A clearsigned text (InRelease), signed by every key. rPGP does not strip

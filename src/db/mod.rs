@@ -261,6 +261,127 @@ pub fn lock_event_log(conn: &mut DbConnection) -> Result<(), diesel::result::Err
     Ok(())
 }
 
+/// A consistent copy of the SQLite database into `path`, which must not
+/// exist yet: `VACUUM INTO`, SQLite's transactional online copy, during
+/// which writers carry on (WAL). Returns false, doing nothing, on PostgreSQL.
+pub fn sqlite_snapshot(conn: &mut DbConnection, path: &std::path::Path) -> Result<bool, DbError> {
+    use diesel::sql_types::Text;
+    use diesel::RunQueryDsl;
+    let DbConnection::Sqlite(c) = conn else {
+        return Ok(false);
+    };
+    diesel::sql_query("VACUUM INTO ?")
+        .bind::<Text, _>(path.to_string_lossy().to_string())
+        .execute(c)?;
+    Ok(true)
+}
+
+/// A SQLite file opened as it is, for reading a snapshot: no pragmas, no
+/// migrations, nothing written beside it.
+pub fn open_sqlite_file(path: &std::path::Path) -> Result<DbConnection, DbError> {
+    let p = path.to_string_lossy();
+    SqliteConnection::establish(&p)
+        .map(DbConnection::Sqlite)
+        .map_err(|e| DbError::Connect(format!("SQLite database {p}: {e}")))
+}
+
+/// Runs `f` in a read-only transaction that sees one snapshot throughout,
+/// so that several queries agree while publications commit: REPEATABLE READ
+/// on PostgreSQL; on SQLite (WAL) every read transaction does, and writers
+/// never wait for it.
+pub fn read_snapshot<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    conn.transaction(|conn| {
+        if let DbConnection::Pg(c) = conn {
+            use diesel::RunQueryDsl;
+            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(c)?;
+        }
+        f(conn)
+    })
+}
+
+#[derive(diesel::QueryableByName)]
+struct Text1 {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    v: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count1 {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Inside [`read_snapshot`] on PostgreSQL: the snapshot's id, which
+/// `pg_dump --snapshot` takes to dump exactly what this transaction sees.
+/// None on SQLite.
+pub fn export_snapshot(conn: &mut DbConnection) -> Result<Option<String>, DbError> {
+    use diesel::RunQueryDsl;
+    let DbConnection::Pg(c) = conn else {
+        return Ok(None);
+    };
+    let row: Text1 = diesel::sql_query("SELECT pg_export_snapshot() AS v").get_result(c)?;
+    Ok(Some(row.v))
+}
+
+/// What an existing Forklift database holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Content {
+    pub channels: i64,
+    pub packages: i64,
+    pub tokens: i64,
+}
+
+/// What the database at `url` holds, found without creating or migrating
+/// anything: None when it has no Forklift tables (no SQLite file, or an
+/// empty database).
+pub fn existing_content(url: &str) -> Result<Option<Content>, DbError> {
+    use diesel::RunQueryDsl;
+    use diesel::{ExpressionMethods as _, QueryDsl as _};
+    let (mut conn, probe) = match DbUrl::parse(url)? {
+        DbUrl::Sqlite(path) => {
+            if !std::path::Path::new(&path).exists() {
+                return Ok(None);
+            }
+            let c = SqliteConnection::establish(&path)
+                .map_err(|e| DbError::Connect(format!("SQLite database {path}: {e}")))?;
+            (
+                DbConnection::Sqlite(c),
+                "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'channels'",
+            )
+        }
+        DbUrl::Postgres(u) => {
+            let c = PgConnection::establish(&u)
+                .map_err(|e| DbError::Connect(format!("PostgreSQL: {e}")))?;
+            (
+                DbConnection::Pg(c),
+                "SELECT count(*) AS n FROM pg_catalog.pg_tables \
+                 WHERE schemaname = current_schema() AND tablename = 'channels'",
+            )
+        }
+    };
+    let tables: Count1 = match &mut conn {
+        DbConnection::Sqlite(c) => diesel::sql_query(probe).get_result(c)?,
+        DbConnection::Pg(c) => diesel::sql_query(probe).get_result(c)?,
+    };
+    if tables.n == 0 {
+        return Ok(None);
+    }
+    use schema::{channels, packages, tokens};
+    Ok(Some(Content {
+        channels: channels::table.count().get_result(&mut conn)?,
+        packages: packages::table.count().get_result(&mut conn)?,
+        tokens: tokens::table
+            .filter(tokens::revoked_at.is_null())
+            .count()
+            .get_result(&mut conn)?,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -283,3 +283,61 @@ pub fn summaries_by_ids<S: AsRef<str>>(
     }
     Ok(out)
 }
+
+/// What a referenced blob holds, as the database records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobUse {
+    /// Its size in bytes.
+    pub size: i64,
+    /// A build's file (else a published metadata file).
+    pub package: bool,
+    /// Who needs it, for messages: `package NAME` or `CHANNEL revision N PATH`
+    /// (the first of several users).
+    pub what: String,
+}
+
+/// Every blob the database references: the file of each build not
+/// discarded, and every published file of the revisions whose files are
+/// kept. The sweep spares exactly these; a backup copies exactly these.
+pub fn referenced_blobs(
+    conn: &mut DbConnection,
+) -> Result<HashMap<String, BlobUse>, diesel::result::Error> {
+    // A discarded build's file is deleted after its commit; a crash in
+    // between leaves it for the sweep.
+    let packages: Vec<(String, i64, String)> = packages::table
+        .filter(packages::discarded_at.is_null())
+        .select((packages::id, packages::size, packages::filename))
+        .load(conn)?;
+    let mut out: HashMap<String, BlobUse> = packages
+        .into_iter()
+        .map(|(id, size, filename)| {
+            let what = format!("package {filename}");
+            let package = true;
+            (
+                id,
+                BlobUse {
+                    size,
+                    package,
+                    what,
+                },
+            )
+        })
+        .collect();
+    let files: Vec<(String, i64, String, i32, String)> = revision_files::table
+        .select((
+            revision_files::blob,
+            revision_files::size,
+            revision_files::channel,
+            revision_files::number,
+            revision_files::path,
+        ))
+        .load(conn)?;
+    for (blob, size, channel, number, path) in files {
+        out.entry(blob).or_insert_with(|| BlobUse {
+            size,
+            package: false,
+            what: format!("{channel} revision {number} {path}"),
+        });
+    }
+    Ok(out)
+}

@@ -8,13 +8,12 @@
 //! what a channel held at any time is still answered; only the published
 //! metadata files of old revisions go.
 
-use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use diesel::prelude::*;
 
 use crate::db::schema::*;
-use crate::db::DbConnection;
+use crate::service::catalog::queries::referenced_blobs;
 use crate::service::{Ctx, ServiceError};
 
 /// Unreferenced blobs and temp files younger than this may still belong to a
@@ -49,24 +48,13 @@ pub enum TempFiles {
 /// [`LEFTOVER_AGE`]. Ages are measured on the injected clock.
 pub fn sweep(ctx: &Ctx, temp: TempFiles) -> Result<Swept, ServiceError> {
     let pruned_files = prune_revision_files(ctx)?;
-    let cutoff = instant(ctx.clock.now() - LEFTOVER_AGE.as_secs() as i64);
     let temp_files = ctx.store.sweep_temp(match temp {
         TempFiles::All => None,
-        TempFiles::Stale => Some(cutoff),
+        TempFiles::Stale => Some(cutoff(ctx)),
     })?;
-    // Listed before the references are read: a blob that a publication
-    // commits meanwhile is then either referenced or freshly touched.
-    let listed = ctx.store.list()?;
-    let referenced = referenced_blobs(&mut *ctx.conn()?)?;
     let mut orphan_blobs = 0;
-    for (digest, modified) in listed {
-        if modified > cutoff || referenced.contains(&digest) {
-            continue;
-        }
-        // Looked at again just before deleting: `put_bytes` touches a blob
-        // it finds present, so one being reused right now is spared.
-        if ctx.store.modified(&digest)?.is_some_and(|m| m <= cutoff) {
-            ctx.store.delete(&digest)?;
+    for digest in orphans(ctx)? {
+        if remove_orphan(ctx, &digest)? {
             orphan_blobs += 1;
         }
     }
@@ -77,22 +65,84 @@ pub fn sweep(ctx: &Ctx, temp: TempFiles) -> Result<Swept, ServiceError> {
     })
 }
 
-fn referenced_blobs(conn: &mut DbConnection) -> Result<HashSet<String>, ServiceError> {
-    // A discarded build's file is deleted after its commit; a crash in between
-    // leaves it for this sweep.
-    let mut referenced: HashSet<String> = packages::table
-        .filter(packages::discarded_at.is_null())
-        .select(packages::id)
-        .load::<String>(conn)?
+/// The blobs that no package or kept revision file references
+/// ([`referenced_blobs`]) and that are older than [`LEFTOVER_AGE`] on the
+/// injected clock: what the sweep removes, and what `forklift fsck` reports.
+pub fn orphans(ctx: &Ctx) -> Result<Vec<String>, ServiceError> {
+    let cutoff = cutoff(ctx);
+    // Listed before the references are read: a blob that a publication
+    // commits meanwhile is then either referenced or freshly touched.
+    let listed = ctx.store.list()?;
+    let referenced = referenced_blobs(&mut *ctx.conn()?)?;
+    Ok(listed
         .into_iter()
-        .collect();
-    referenced.extend(
-        revision_files::table
-            .select(revision_files::blob)
-            .distinct()
-            .load::<String>(conn)?,
-    );
-    Ok(referenced)
+        .filter(|(digest, modified)| *modified <= cutoff && !referenced.contains_key(digest))
+        .map(|(digest, _)| digest)
+        .collect())
+}
+
+/// Deletes an orphan found by [`orphans`], unless it was touched since:
+/// `put_bytes` touches a blob it finds present, so one being reused right
+/// now is spared. Returns whether it went.
+pub fn remove_orphan(ctx: &Ctx, digest: &str) -> Result<bool, ServiceError> {
+    if ctx
+        .store
+        .modified(digest)?
+        .is_some_and(|m| m <= cutoff(ctx))
+    {
+        ctx.store.delete(digest)?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Forgets the published files of every revision of `channel` but its head
+/// that names a blob the store no longer has (a damaged file that
+/// `forklift fsck --repair` removed and republishing did not render again):
+/// such a revision can no longer be served whole, and its rows would make
+/// every backup fail. Its history (revision, memberships) stays, as after
+/// [`prune_revision_files`]. Returns the revisions whose files went.
+pub fn forget_incomplete_revisions(ctx: &Ctx, channel: &str) -> Result<Vec<i32>, ServiceError> {
+    let mut conn = ctx.conn()?;
+    let head: i32 = channels::table
+        .find(channel)
+        .select(channels::head)
+        .first(&mut conn)?;
+    let rows: Vec<(i32, String)> = revision_files::table
+        .filter(revision_files::channel.eq(channel))
+        .filter(revision_files::number.ne(head))
+        .select((revision_files::number, revision_files::blob))
+        .load(&mut conn)?;
+    drop(conn);
+    let mut incomplete = std::collections::BTreeSet::new();
+    let mut present = std::collections::HashMap::new();
+    for (number, blob) in rows {
+        let there = match present.get(&blob) {
+            Some(t) => *t,
+            None => {
+                let t = ctx.store.exists(&blob)?;
+                present.insert(blob, t);
+                t
+            }
+        };
+        if !there {
+            incomplete.insert(number);
+        }
+    }
+    let numbers: Vec<i32> = incomplete.into_iter().collect();
+    if !numbers.is_empty() {
+        diesel::delete(
+            revision_files::table
+                .filter(revision_files::channel.eq(channel))
+                .filter(revision_files::number.eq_any(&numbers)),
+        )
+        .execute(&mut *ctx.conn()?)?;
+    }
+    Ok(numbers)
+}
+
+fn cutoff(ctx: &Ctx) -> SystemTime {
+    instant(ctx.clock.now() - LEFTOVER_AGE.as_secs() as i64)
 }
 
 /// Forgets the published files of every revision that is neither among its

@@ -84,8 +84,14 @@ pub fn resign_for_keys(ctx: &Ctx) -> Result<Vec<String>, ServiceError> {
 }
 
 /// A new revision of `channel` with the same packages: fresh signatures and
-/// dates. A freeze does not stop it, since no package set changes.
-fn republish(ctx: &Ctx, channel: &str, summary: String, actor: &Actor) -> Result<(), ServiceError> {
+/// dates, every file rendered again (what `forklift fsck --repair` uses on a
+/// damaged head). A freeze does not stop it, since no package set changes.
+pub fn republish(
+    ctx: &Ctx,
+    channel: &str,
+    summary: String,
+    actor: &Actor,
+) -> Result<(), ServiceError> {
     let change = Change {
         summary,
         ops: vec![ChannelOp {
