@@ -55,6 +55,36 @@ enum Command {
         #[command(flatten)]
         args: TokenArgs,
     },
+    /// Back up a running server into DEST: a consistent database snapshot,
+    /// the blobs it references (only those DEST lacks), signing keys, config.
+    #[command(after_help = OPS_EXIT_CODES)]
+    Backup {
+        /// The backup directory (created; a previous backup there is updated).
+        dest: PathBuf,
+        #[command(flatten)]
+        args: TokenArgs,
+    },
+    /// Restore a backup into the configured (stopped, empty) server.
+    #[command(after_help = OPS_EXIT_CODES)]
+    Restore {
+        /// A directory written by `forklift backup`.
+        src: PathBuf,
+        /// Restore over a database, store or key that is not empty.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        args: TokenArgs,
+    },
+    /// Check every blob, head revision, signature and membership against the
+    /// database (works while the server runs).
+    #[command(after_help = FSCK_EXIT_CODES)]
+    Fsck {
+        /// Remove orphan blobs and republish damaged channel heads.
+        #[arg(long)]
+        repair: bool,
+        #[command(flatten)]
+        args: TokenArgs,
+    },
     /// Print a shell completion script: `forklift completions bash > /etc/bash_completion.d/forklift`.
     Completions {
         #[arg(value_enum)]
@@ -63,6 +93,13 @@ enum Command {
     #[command(flatten)]
     Client(forklift::client::Command),
 }
+
+const OPS_EXIT_CODES: &str = "Exit codes: 0 done; 1 failed (I/O, a missing or damaged blob); \
+                              2 could not run as asked (flags, configuration, a missing tool, \
+                              a target that is not empty without --force).";
+const FSCK_EXIT_CODES: &str = "Exit codes: 0 clean (with --repair: all repaired); 1 damage or \
+                               orphans found (with --repair: some remain); 2 could not run \
+                               (flags, configuration, no database where named).";
 
 #[derive(Subcommand)]
 enum TokenCommand {
@@ -120,8 +157,8 @@ struct ServeArgs {
     signing_key: Option<PathBuf>,
 }
 
-/// Where the token commands find the server's database: the same settings the
-/// server was started with.
+/// Where the token and operator commands (backup, restore, fsck) find the
+/// server's data: the same settings the server was started with.
 #[derive(Args, Clone)]
 struct TokenArgs {
     /// The server's TOML configuration file (also FORKLIFT_CONFIG).
@@ -200,6 +237,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 &mut std::io::stdout(),
             );
             Ok(ExitCode::SUCCESS)
+        }
+        cmd @ (Command::Backup { .. } | Command::Restore { .. } | Command::Fsck { .. }) => {
+            Ok(ops_command(cmd))
         }
         Command::Config(args) => {
             print!("{}", resolve(&args)?.to_toml()?);
@@ -309,4 +349,48 @@ fn token_command(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `backup`, `restore` and `fsck`: the work is in `service::ops`; this prints
+/// its report and turns the outcome into the documented exit code.
+fn ops_command(cmd: Command) -> ExitCode {
+    use forklift::service::ops::{self, progress::Stderr, OpsError};
+    use std::io::Write as _;
+    let progress = Stderr::new();
+    let config = |args: &TokenArgs| resolve_token(args).map_err(|e| (2, format!("{e:#}")));
+    let ops_err = |e: OpsError| (e.exit_code(), e.to_string());
+    let open =
+        |config: Config| forklift::app::open_existing(config).map_err(|e| (2, e.to_string()));
+    let outcome: Result<u8, (u8, String)> = (|| match cmd {
+        Command::Backup { dest, args } => {
+            let ctx = open(config(&args)?)?;
+            let report = ops::backup::backup(&ctx, &dest, &progress).map_err(ops_err)?;
+            println!("{report}");
+            Ok(0)
+        }
+        Command::Restore { src, force, args } => {
+            let config = config(&args)?;
+            let store = forklift::app::open_store(&config).map_err(|e| (2, e.to_string()))?;
+            let report = ops::restore::restore(&config, store.as_ref(), &src, force, &progress)
+                .map_err(ops_err)?;
+            println!("{report}");
+            Ok(0)
+        }
+        Command::Fsck { repair, args } => {
+            let ctx = open(config(&args)?)?;
+            let report = ops::fsck::fsck(&ctx, repair, &progress).map_err(ops_err)?;
+            println!("{report}");
+            Ok(if report.is_clean() { 0 } else { 1 })
+        }
+        _ => Err((2, "not an operator command".into())),
+    })();
+    let code = match outcome {
+        Ok(code) => code,
+        Err((code, message)) => {
+            eprintln!("forklift: {message}");
+            code
+        }
+    };
+    let _ = std::io::stdout().flush();
+    ExitCode::from(code)
 }

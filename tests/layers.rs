@@ -68,6 +68,7 @@ const SERVICE_DOMAINS: &[(&str, u8)] = &[
     ("repo", 2),
     ("board", 3),
     ("observe", 1),
+    ("ops", 2),
 ];
 
 fn domain_rank(name: &str) -> Option<u8> {

@@ -5,7 +5,8 @@
 //! holds the order): `catalog` (named queries and views) at the bottom,
 //! `access` (grants, tokens), `publish` (every change to channels, rendered
 //! and committed), then `ingest`, `promotion`, `webhooks` and `repo`, which
-//! use them, and `board` (the promotion board) above those.
+//! use them, and `board` (the promotion board) above those. `ops` (backup,
+//! restore, fsck) sits beside `ingest`, over `publish` and `catalog`.
 
 pub mod access;
 pub mod board;
@@ -16,6 +17,7 @@ pub mod events;
 pub mod ingest;
 pub mod names;
 pub mod observe;
+pub mod ops;
 pub mod promotion;
 pub mod publish;
 pub mod repo;
