@@ -166,7 +166,10 @@ impl Api {
         path: &str,
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, Failure> {
-        Ok(answer(self.request("POST", path).send_json(body.clone()))?)
+        let req = self
+            .request("POST", path)
+            .set("Content-Type", "application/json");
+        Ok(answer(req.send_string(&body.to_string()))?)
     }
 
     /// PUT a body of `len` bytes; the status (201 stored, 200 already

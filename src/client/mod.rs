@@ -182,21 +182,21 @@ pub fn run(command: Command) -> Result<Exit, Failure> {
         Command::Promote(a) => {
             let api = Api::connect(&a.build.remote)?;
             let body = serde_json::json!({ "to": a.to, "force": a.force });
-            change(&api, &a.build, "promote", &body)
+            change(&api, &a.build, "promote", &a.to, &body)
         }
         Command::Demote(a) => {
             let api = Api::connect(&a.build.remote)?;
             let body = serde_json::json!({ "from": a.from, "reason": a.reason });
-            change(&api, &a.build, "demote", &body)
+            change(&api, &a.build, "demote", &a.from, &body)
         }
         Command::Hold(a) => {
             let api = Api::connect(&a.build.remote)?;
             let body = serde_json::json!({ "reason": a.reason });
-            change(&api, &a.build, "hold", &body)
+            change(&api, &a.build, "hold", "", &body)
         }
         Command::Release(a) => {
             let api = Api::connect(&a.remote)?;
-            change(&api, &a, "release", &serde_json::json!({}))
+            change(&api, &a, "release", "", &serde_json::json!({}))
         }
         Command::Freeze(a) => {
             let api = Api::connect(&a.channel.remote)?;
@@ -232,12 +232,13 @@ fn change(
     api: &Api,
     build: &BuildArgs,
     action: &str,
+    channel: &str,
     body: &serde_json::Value,
 ) -> Result<Exit, Failure> {
     let id = build_ref(&build.build)?;
     let path = format!("/api/v1/packages/{}/{action}", api::segment(&id));
     let answer = api.post_json(&path, body)?;
-    show::changed(api, action, &answer)
+    show::changed(api, action, channel, &answer)
 }
 
 fn freeze(

@@ -133,10 +133,9 @@ pub fn render_status(details: &[ChannelDetail]) -> String {
             let cells = serves
                 .entry((p.name.clone(), p.arch.clone()))
                 .or_insert_with(|| vec!["-".to_string(); details.len()]);
-            // The channel lists its builds newest first within a name.
-            if cells[i] == "-" {
-                cells[i] = p.evr();
-            }
+            // A channel lists each name's builds oldest first (by rpm's or
+            // dpkg's version order): the last one is what hosts install.
+            cells[i] = p.evr();
         }
     }
     let mut header = vec!["PACKAGE".to_string(), "ARCH".to_string()];
@@ -164,8 +163,9 @@ fn package_rows(table: &mut Table, packages: &[Package]) {
 
 pub fn render_channel(d: &ChannelDetail) -> String {
     let [rev, count, since] = revision_cells(&d.channel);
+    let noun = if count == "1" { "package" } else { "packages" };
     let mut out = format!(
-        "{}: revision {rev}, {count} packages, since {since}{}\n",
+        "{}: revision {rev}, {count} {noun}, since {since}{}\n",
         d.channel.name,
         match &d.channel.frozen {
             Some(m) => format!(", frozen by {}: {}", m.by, m.reason),
@@ -337,18 +337,23 @@ pub fn render_candidates(c: &Candidates) -> String {
 }
 
 /// What promote, demote, hold and release print.
-pub fn changed(api: &Api, action: &str, answer: &serde_json::Value) -> Result<Exit, Failure> {
+pub fn changed(
+    api: &Api,
+    action: &str,
+    channel: &str,
+    answer: &serde_json::Value,
+) -> Result<Exit, Failure> {
     if api.output == Output::Json {
         return print_json(answer);
     }
     // Hold and release answer with the build alone, the others with a change.
     let text = match api::decode::<Change>(action, answer.clone()) {
-        Ok(change) => render_change(action, &change),
+        Ok(change) => render_change(action, channel, &change),
         Err(_) => {
             let p: Package = api::decode(action, answer.clone())?;
             match &p.held {
                 Some(m) => format!("{} held by {}: {}\n", p.filename, m.by, m.reason),
-                None => format!("{} not held\n", p.filename),
+                None => format!("{} is not held\n", p.filename),
             }
         }
     };
@@ -356,10 +361,15 @@ pub fn changed(api: &Api, action: &str, answer: &serde_json::Value) -> Result<Ex
     Ok(Exit::Ok)
 }
 
-pub fn render_change(action: &str, c: &Change) -> String {
+pub fn render_change(action: &str, channel: &str, c: &Change) -> String {
     let p = &c.package;
     if !c.changed {
-        return format!("{} {}: nothing to do, already so\n", p.filename, action);
+        let already = if action == "promote" {
+            "already in"
+        } else {
+            "was not in"
+        };
+        return format!("{} {already} {channel}: nothing changed\n", p.filename);
     }
     let mut out = String::new();
     for (channel, rev) in &c.revisions {
@@ -399,7 +409,8 @@ pub fn frozen(
             m.get("by").and_then(|v| v.as_str()).unwrap_or(""),
             m.get("reason").and_then(|v| v.as_str()).unwrap_or("")
         ),
-        None => println!("{channel} not frozen ({action})"),
+        None if action == "unfreeze" => println!("{channel} unfrozen"),
+        None => println!("{channel} is not frozen"),
     }
     Ok(Exit::Ok)
 }

@@ -108,10 +108,24 @@ fn a_demotion_says_what_each_channel_falls_back_to() {
         .into(),
     };
     assert_eq!(
-        render_change("demote", &c),
+        render_change("demote", "staging", &c),
         "demo-2.0-1.x86_64.rpm out of prod (revision 7)\n\
          demo-2.0-1.x86_64.rpm out of staging (revision 9)\n\
          prod serves demo-1.0-1.x86_64.rpm again\n\
          staging serves no demo any more\n"
+    );
+}
+
+#[test]
+fn a_change_that_changed_nothing_says_so() {
+    let c = Change {
+        package: package("demo", "2.0", "x86_64"),
+        changed: false,
+        revisions: Default::default(),
+        fell_back_to: Default::default(),
+    };
+    assert_eq!(
+        render_change("promote", "staging", &c),
+        "demo-2.0-1.x86_64.rpm already in staging: nothing changed\n"
     );
 }

@@ -93,8 +93,9 @@ pub fn promote(
     }
     if !held.contains(&source) {
         return Err(PromotionError::NotAllowed(format!(
-            "{} is not in {source:?}; promotion to {to:?} only comes from {source:?} (levels are never skipped)",
-            p.filename
+            "{} is not in {source:?}; promotion to {:?} only comes from {source:?} (levels are never skipped)",
+            p.filename,
+            to.as_str()
         )).into());
     }
     let change = Change {
