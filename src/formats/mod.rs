@@ -4,6 +4,7 @@
 pub mod apt;
 pub mod deb;
 pub mod debver;
+pub mod deps;
 pub mod gzchain;
 pub mod rpm;
 
