@@ -198,13 +198,13 @@ fn backup_under_uploads_restores_what_hosts_install() {
         assert!(dest.path().join(f).is_file(), "{f} missing from the backup");
     }
     #[cfg(unix)]
-    {
+    for secret in ["keys/signing-key.asc", "forklift.db"] {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dest.path().join("keys/signing-key.asc"))
-            .expect("key")
+        let mode = std::fs::metadata(dest.path().join(secret))
+            .expect("secret")
             .permissions()
             .mode();
-        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(mode & 0o777, 0o600, "{secret}");
     }
     let fsck = run_on(&srv, &["fsck"]);
     assert_eq!(fsck.code, 0, "a live server under no damage: {fsck:?}");
@@ -435,6 +435,7 @@ fn postgres_backup_and_restore() {
     let dest_s = dest.path().display().to_string();
     let backup = run_on(&srv, &["backup", &dest_s]);
     assert_eq!(backup.code, 0, "{backup:?}");
+    println!("{}", backup.stdout);
     assert!(
         backup
             .stdout
@@ -463,6 +464,7 @@ fn postgres_backup_and_restore() {
     srv.config.database_url = fresh.clone();
     let restore = run_on(&srv, &["restore", &dest_s]);
     assert_eq!(restore.code, 0, "{restore:?}");
+    println!("{}", restore.stdout);
     srv.restart(|_| {});
     assert_eq!(answers(&srv), before);
     let fsck = run_on(&srv, &["fsck"]);

@@ -83,6 +83,13 @@ pub fn backup(ctx: &Ctx, dest: &Path, progress: &dyn Progress) -> Result<BackupR
         &dest.join(ADMIN_TOKEN_FILE),
     )?;
     let final_path = dest.join(snapshot.file);
+    // The database holds token hashes and webhook secrets.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&snapshot.partial, fs::Permissions::from_mode(0o600))
+            .map_err(io_at(&snapshot.partial))?;
+    }
     fs::rename(&snapshot.partial, &final_path).map_err(io_at(&final_path))?;
     for other in [SQLITE_FILE, PGDUMP_FILE] {
         if other != snapshot.file {

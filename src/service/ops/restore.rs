@@ -171,11 +171,11 @@ fn refuse_unless_empty(
     let mut found = Vec::new();
     if let Some(c) = existing {
         found.push(format!(
-            "the database {} holds {} channels, {} builds and {} live tokens",
+            "the database {} holds {}, {} and {}",
             crate::config::redact_password(&config.database_url),
-            c.channels,
-            c.packages,
-            c.tokens
+            counted(c.channels, "channel"),
+            counted(c.packages, "build"),
+            counted(c.tokens, "live token")
         ));
     }
     let blobs = store.list()?.len();
@@ -207,6 +207,13 @@ fn refuse_unless_empty(
         "the target is not empty: {}. Restoring would replace it; stop its server and run again with --force to restore over it",
         found.join("; ")
     )))
+}
+
+fn counted(n: i64, what: &str) -> String {
+    match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    }
 }
 
 fn restore_database(target: &DbUrl, file: &Path, existing: bool) -> Result<(), OpsError> {
