@@ -61,8 +61,16 @@ pub fn init_with_clock(
     let signer = with_next_key(&config, signer)?;
     // Hosts pin these fingerprints; say them where operators look.
     tracing::info!(fingerprints = ?signer.fingerprints(), "repository signing keys");
-    let ctx = assemble(config, pool, store, signer, clock, slots);
+    let external = crate::service::promotion::external::load(&config, true);
+    let ctx = assemble(config, pool, store, signer, clock, slots, external);
     setup::sync_channels(&ctx)?;
+    let indexed = crate::service::catalog::deps::backfill(&mut *ctx.conn()?, None)?;
+    if indexed > 0 {
+        tracing::info!(
+            builds = indexed,
+            "read the dependencies of builds stored before"
+        );
+    }
     let resigned = resign::resign_for_keys(&ctx)?;
     if !resigned.is_empty() {
         tracing::info!(channels = ?resigned, "signing keys changed: re-signed");
@@ -103,6 +111,7 @@ fn assemble(
     signer: crate::signing::Signer,
     clock: Arc<dyn crate::service::Clock>,
     slots: usize,
+    external: crate::formats::deps::External,
 ) -> Ctx {
     Ctx {
         config: Arc::new(config),
@@ -116,6 +125,7 @@ fn assemble(
         metrics: Arc::new(crate::metrics::Metrics::new()),
         blocking_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
         file_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+        external: Arc::new(external),
     }
 }
 
@@ -150,7 +160,11 @@ pub fn open_existing(config: Config) -> Result<Ctx, StartupError> {
     // One command's work at a time: no request pool to admit into.
     let slots = pool.max_size() as usize;
     let clock = Arc::new(crate::service::SystemClock);
-    Ok(assemble(config, pool, store, signer, clock, slots))
+    // The operator commands promote nothing: no base repositories fetched.
+    let external = crate::service::promotion::external::load(&config, false);
+    Ok(assemble(
+        config, pool, store, signer, clock, slots, external,
+    ))
 }
 
 /// The configured blob store: the data directory, or a bucket.

@@ -237,6 +237,11 @@ pub enum Blocker {
         #[serde(serialize_with = "as_rfc3339")]
         until: i64,
     },
+    /// The target channel, with the hosts' base system, would not meet
+    /// these requirements of the build (its policy checks dependencies).
+    UnsatisfiedDependencies {
+        missing: Vec<String>,
+    },
     Frozen {
         by: String,
         #[serde(serialize_with = "as_rfc3339")]

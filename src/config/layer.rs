@@ -92,6 +92,10 @@ pub struct Layer {
     /// How long a presigned download URL is valid; unset: no redirects.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_redirect_downloads: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_capabilities: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_repositories: Option<Vec<String>>,
 }
 
 impl Layer {
@@ -137,6 +141,8 @@ impl Layer {
             s3_endpoint: over.s3_endpoint.or(self.s3_endpoint),
             s3_region: over.s3_region.or(self.s3_region),
             s3_redirect_downloads: over.s3_redirect_downloads.or(self.s3_redirect_downloads),
+            external_capabilities: over.external_capabilities.or(self.external_capabilities),
+            base_repositories: over.base_repositories.or(self.base_repositories),
         }
     }
 
@@ -219,6 +225,8 @@ impl Layer {
             s3_endpoint: get("FORKLIFT_S3_ENDPOINT"),
             s3_region: get("FORKLIFT_S3_REGION"),
             s3_redirect_downloads: get("FORKLIFT_S3_REDIRECT_DOWNLOADS"),
+            external_capabilities: get("FORKLIFT_EXTERNAL_CAPABILITIES").map(|v| list(&v)),
+            base_repositories: get("FORKLIFT_BASE_REPOSITORIES").map(|v| list(&v)),
         })
     }
 
@@ -232,4 +240,12 @@ impl Layer {
             source,
         })
     }
+}
+
+/// A comma-separated list from the environment, blanks dropped.
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }

@@ -93,6 +93,13 @@ pub struct Config {
     pub keep_revisions: u32,
     /// Where blobs live (`storage`, `s3_*` settings).
     pub storage: Storage,
+    /// Capabilities the hosts' base system has (glob patterns such as
+    /// `libc.so.6*`), for the dependency closure gate.
+    pub external_capabilities: Vec<String>,
+    /// Base repositories whose metadata says what the base system provides:
+    /// a yum repository's URL (its repodata/repomd.xml is read) or an apt
+    /// Packages(.gz|.xz) file's URL.
+    pub base_repositories: Vec<String>,
 }
 
 impl Config {
@@ -138,6 +145,8 @@ impl Config {
             upload_idle_timeout: Some(d(self.upload_idle_timeout)),
             sweep_interval: Some(d(self.sweep_interval)),
             keep_revisions: Some(self.keep_revisions),
+            external_capabilities: Some(self.external_capabilities.clone()),
+            base_repositories: Some(self.base_repositories.clone()),
             storage: Some(self.storage.url()),
             s3_endpoint: match &self.storage {
                 Storage::S3(s) => s.endpoint.clone(),

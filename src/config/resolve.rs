@@ -152,6 +152,27 @@ impl Config {
                 });
             }
         }
+        let external_capabilities = l.external_capabilities.unwrap_or_default();
+        for p in &external_capabilities {
+            if let Err(e) = glob::Pattern::new(p) {
+                return Err(ConfigError::Invalid {
+                    key: "external_capabilities".into(),
+                    message: format!("{p:?} is not a glob pattern: {e}"),
+                });
+            }
+        }
+        let base_repositories = l.base_repositories.unwrap_or_default();
+        for u in &base_repositories {
+            if !["http://", "https://", "file://"]
+                .iter()
+                .any(|s| u.starts_with(s))
+            {
+                return Err(ConfigError::Invalid {
+                    key: "base_repositories".into(),
+                    message: format!("{u:?}: use an http://, https:// or file:// URL"),
+                });
+            }
+        }
         let private_channels = l.private_channels.unwrap_or_default();
         for c in &private_channels {
             if !channels.contains(c) {
@@ -271,6 +292,8 @@ impl Config {
             sweep_interval,
             keep_revisions,
             storage,
+            external_capabilities,
+            base_repositories,
         })
     }
 

@@ -33,6 +33,10 @@ pub struct PolicySpec {
     /// Keep at least this many builds of each package name (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retain: Option<u32>,
+    /// Refuse a promotion into this channel that would leave a dependency
+    /// unmet (default false; docs/promotion.md, Dependency closure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_dependencies: Option<bool>,
 }
 
 /// A webhook subscription as written in `[webhooks.<name>]` (or sent to the API).

@@ -181,3 +181,15 @@ pub struct AttemptRow {
     pub success: bool,
     pub manual: bool,
 }
+
+/// One dependency fact of a build (`package_deps`).
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = package_deps)]
+pub struct DepRow {
+    pub package_id: String,
+    pub role: String,
+    pub name: String,
+    pub op: Option<String>,
+    pub version: Option<String>,
+    pub expr: Option<String>,
+}

@@ -167,6 +167,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    package_deps (id) {
+        id -> BigInt,
+        package_id -> Text,
+        role -> Text,
+        name -> Text,
+        op -> Nullable<Text>,
+        version -> Nullable<Text>,
+        expr -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     ui_sessions (secret_hash) {
         secret_hash -> Text,
         token_id -> BigInt,
@@ -185,6 +197,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     events,
     tokens,
     rejections,
+    package_deps,
     policies,
     schedules,
     webhooks,

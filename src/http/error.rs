@@ -15,12 +15,16 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Structured facts beside the message, for errors that have them.
+    pub details: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
 struct Body<'a> {
     error: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a serde_json::Value>,
 }
 
 impl ApiError {
@@ -29,6 +33,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: None,
         }
     }
 
@@ -69,6 +74,7 @@ impl ResponseError for ApiError {
         r.json_line(Body {
             error: self.code,
             message: &self.message,
+            details: self.details.as_ref(),
         })
     }
 }
@@ -98,7 +104,16 @@ impl From<ServiceError> for ApiError {
             }
             E::Db(_) | E::Store(_) | E::Io(_) | E::Internal(_) => return ApiError::internal(&e),
         };
-        ApiError::new(status, code, e.to_string())
+        let details = match &e {
+            E::Promotion(PromotionError::DependenciesUnsatisfied(u)) => {
+                serde_json::to_value(u).ok()
+            }
+            _ => None,
+        };
+        ApiError {
+            details,
+            ..ApiError::new(status, code, e.to_string())
+        }
     }
 }
 
@@ -147,6 +162,9 @@ fn promotion(e: &PromotionError) -> (StatusCode, &'static str) {
         }
         PromotionError::Held(_) => (StatusCode::CONFLICT, "package_held"),
         PromotionError::Discarded(_) => (StatusCode::GONE, "package_discarded"),
+        PromotionError::DependenciesUnsatisfied(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "dependencies_unsatisfied")
+        }
     }
 }
 
@@ -319,6 +337,15 @@ mod tests {
             (P::NotAllowed(s()).into(), 422, "promotion_not_allowed"),
             (P::Held(s()).into(), 409, "package_held"),
             (P::Discarded(s()).into(), 410, "package_discarded"),
+            (
+                P::DependenciesUnsatisfied(Box::new(crate::service::error::Unsatisfied {
+                    channel: s(),
+                    missing: Vec::new(),
+                }))
+                .into(),
+                422,
+                "dependencies_unsatisfied",
+            ),
             (
                 Pb::Frozen {
                     channel: s(),

@@ -103,6 +103,60 @@ pub enum PromotionError {
     Held(String),
     #[error("{0}")]
     Discarded(String),
+    /// The target channel would hold builds whose requirements nothing
+    /// there (or in the base system) meets.
+    #[error("{}", .0.message())]
+    DependenciesUnsatisfied(Box<Unsatisfied>),
+}
+
+/// What a refused promotion would have left unmet: the error body's `details`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Unsatisfied {
+    pub channel: String,
+    pub missing: Vec<MissingDep>,
+}
+
+/// One requirement nothing meets, who has it, and the builds of the source
+/// channel that would meet it (to promote together).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MissingDep {
+    pub capability: String,
+    pub required_by: BuildRef,
+    pub offered: Vec<BuildRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BuildRef {
+    pub id: String,
+    pub filename: String,
+}
+
+impl Unsatisfied {
+    pub fn message(&self) -> String {
+        let shown: Vec<String> = self
+            .missing
+            .iter()
+            .take(10)
+            .map(|m| {
+                let offer = match m.offered.first() {
+                    Some(o) => format!(" ({} would provide it)", o.filename),
+                    None => String::new(),
+                };
+                format!("{} needs {}{offer}", m.required_by.filename, m.capability)
+            })
+            .collect();
+        let more = match self.missing.len() {
+            n if n > 10 => format!(" and {} more", n - 10),
+            _ => String::new(),
+        };
+        format!(
+            "{:?} would hold builds whose dependencies it does not satisfy: {}{more}; \
+             promote what provides them together (see details.missing[].offered), \
+             or an admin may force it",
+            self.channel,
+            shown.join("; ")
+        )
+    }
 }
 
 /// Publication: a change that could not be committed.

@@ -58,6 +58,9 @@ pub struct Ctx {
     /// The same for serving repository files, so that long uploads and
     /// publications never make hosts' downloads wait.
     pub file_slots: Arc<tokio::sync::Semaphore>,
+    /// What the hosts' base system provides (configured patterns and base
+    /// repositories' metadata), for the dependency closure gate.
+    pub external: Arc<crate::formats::deps::External>,
 }
 
 impl Ctx {

@@ -20,7 +20,7 @@ pub use extract::{from_primary, from_stanza, BuildDeps};
 use rich::Expr;
 
 /// Which packaging rules apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Rpm,
     Deb,

@@ -175,6 +175,9 @@ fn blocker_words(b: &crate::policy::Blocker) -> String {
         Held { by, why, .. } => format!("held by {by}: {why}"),
         Rejected { by, why, .. } => format!("rejected by {by}: {why}"),
         Soaking { until } => format!("soaking until {}", utc(*until)),
+        UnsatisfiedDependencies { missing } => {
+            format!("dependencies not met there: {}", missing.join(", "))
+        }
         Frozen { by, why, .. } => format!("channel frozen by {by}: {why}"),
     }
 }

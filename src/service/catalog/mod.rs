@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod channels;
+pub mod deps;
 pub mod packages;
 pub mod queries;
 pub mod views;

@@ -79,6 +79,19 @@ fn assess(
             summary: p,
         });
     }
+    // Builds the target could not take for their dependencies (when checked).
+    let open: Vec<String> = out
+        .iter()
+        .filter(|a| a.blockers.is_empty())
+        .map(|a| a.summary.id.clone())
+        .collect();
+    let (_, mut unmet) = super::closure::admissible(ctx, conn, policy, &open)?;
+    for a in &mut out {
+        if let Some(missing) = unmet.remove(&a.summary.id) {
+            a.blockers
+                .push(Blocker::UnsatisfiedDependencies { missing });
+        }
+    }
     out.sort_by(|a, b| by_version(&a.summary, &b.summary));
     Ok((out, freeze))
 }
@@ -196,6 +209,16 @@ pub fn auto_promote(ctx: &Ctx, policy: &Policy) -> Result<AutoRun, ServiceError>
         })
         .map(|(_, p)| p)
         .collect();
+    // Only what the target can take together (the candidates list says why not).
+    let chosen: Vec<PackageSummary> = {
+        let mut conn = ctx.conn()?;
+        let ids: Vec<String> = chosen.iter().map(|p| p.id.clone()).collect();
+        let (keep, _) = super::closure::admissible(ctx, &mut conn, policy, &ids)?;
+        chosen
+            .into_iter()
+            .filter(|p| keep.contains(&p.id))
+            .collect()
+    };
     if chosen.is_empty() {
         return Ok(run);
     }
@@ -214,7 +237,8 @@ pub fn auto_promote(ctx: &Ctx, policy: &Policy) -> Result<AutoRun, ServiceError>
             &policy.channel,
             chosen.iter().map(|p| p.id.clone()).collect(),
         )
-        .from_source(Some(source.clone()))],
+        .from_source(Some(source.clone()))
+        .gated(super::closure::gate_for(policy, false))],
         events: chosen
             .iter()
             .map(|p| PendingEvent {

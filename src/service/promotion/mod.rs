@@ -3,6 +3,8 @@
 //! themselves are the pure functions of `crate::policy`.
 
 pub mod candidates;
+pub mod closure;
+pub mod external;
 pub mod gates;
 pub mod policies;
 pub mod scheduler;

@@ -98,9 +98,17 @@ pub fn promote(
             to.as_str()
         )).into());
     }
-    let change = Change {
+    let (gate, overridden) = {
+        let mut conn = ctx.conn()?;
+        let policy = load_policy(&mut conn, &ctx.config.channels, to)?;
+        let ids = [p.id.clone()];
+        super::closure::prepare(ctx, &mut conn, &policy, Some(&source), &ids, force, actor)?
+    };
+    let mut change = Change {
         summary: format!("promote {} from {source} to {to}", p.filename),
-        ops: vec![ChannelOp::add(to, vec![p.id.clone()]).from_source(Some(source.clone()))],
+        ops: vec![ChannelOp::add(to, vec![p.id.clone()])
+            .from_source(Some(source.clone()))
+            .gated(gate)],
         events: vec![PendingEvent {
             kind: "promoted",
             package_id: Some(p.id.clone()),
@@ -110,6 +118,7 @@ pub fn promote(
         }],
         ..Change::default()
     };
+    super::closure::record_override(&mut change.events, overridden);
     let committed = commit(ctx, change, actor)?;
     let mut conn = ctx.conn()?;
     Ok(ChangeResult {
@@ -296,9 +305,17 @@ pub fn promote_many(
         Some(s) => ("promoted", Some(serde_json::json!({ "from": s }))),
         None => ("added", None),
     };
-    let change = Change {
+    let (gate, overridden) = {
+        let mut conn = ctx.conn()?;
+        let policy = load_policy(&mut conn, &ctx.config.channels, to)?;
+        let from = source.as_deref();
+        super::closure::prepare(ctx, &mut conn, &policy, from, &added, force, actor)?
+    };
+    let mut change = Change {
         summary: format!("{kind} {} into {to}", builds(added.len())),
-        ops: vec![ChannelOp::add(to, added.clone()).from_source(source.clone())],
+        ops: vec![ChannelOp::add(to, added.clone())
+            .from_source(source.clone())
+            .gated(gate)],
         events: added
             .iter()
             .map(|id| PendingEvent {
@@ -311,6 +328,7 @@ pub fn promote_many(
             .collect(),
         ..Change::default()
     };
+    super::closure::record_override(&mut change.events, overridden);
     let committed = commit(ctx, change, actor)?;
     Ok(BulkResult {
         channel: to.to_string(),

@@ -180,6 +180,16 @@ fn plan(
     }
     let mut remove = remove;
     remove.extend(retired.iter().cloned());
+    if let (Some(gate), false) = (op.gate, add.is_empty()) {
+        let input = super::GateInput {
+            channel: &op.channel,
+            source: op.require_in.as_deref(),
+            members: &members,
+            added: &add,
+            removed: &remove,
+        };
+        gate(ctx, conn, &input)?;
+    }
     // Last-Modified must strictly increase per publication, even within a second.
     let created_at = revision_time(ctx.clock.as_ref(), prev_created);
     let files = store_files(

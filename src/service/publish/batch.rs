@@ -15,6 +15,9 @@ pub(super) fn take(slot: &Slot) -> Option<CommitResult> {
 
 type Slot = Arc<Mutex<Option<CommitResult>>>;
 
+/// (channel, source, gated).
+pub type BatchKey = (String, Option<String>, bool);
+
 /// A change waiting for its channel, and where its result goes.
 pub(super) struct Entry {
     pub(super) change: Change,
@@ -47,8 +50,9 @@ impl Waiting {
 
 /// Changes that may be published together: they only add builds to one
 /// channel (uploads with `?channel=`, promotions, automatic promotions).
-/// Keyed by the channel and the source the builds must still be in.
-pub(super) fn batch_key(change: &Change) -> Option<(String, Option<String>)> {
+/// Keyed by the channel, the source the builds must still be in, and
+/// whether a gate judges them (gated and ungated changes are not joined).
+pub(super) fn batch_key(change: &Change) -> Option<BatchKey> {
     match change.ops.as_slice() {
         [op] if op.remove.is_empty()
             && !op.force
@@ -56,7 +60,7 @@ pub(super) fn batch_key(change: &Change) -> Option<(String, Option<String>)> {
             && change.discard.is_none()
             && change.event_actors.is_empty() =>
         {
-            Some((op.channel.clone(), op.require_in.clone()))
+            Some((op.channel.clone(), op.require_in.clone(), op.gate.is_some()))
         }
         _ => None,
     }

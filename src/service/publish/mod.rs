@@ -41,7 +41,25 @@ pub struct ChannelOp {
     /// Publish a new revision even when the package set is unchanged (re-signing
     /// before an apt Valid-Until lapses).
     pub force: bool,
+    /// Run under the channel's publication lock on the planned revision (the
+    /// promotion domain's dependency closure): its refusal fails the change.
+    pub gate: Option<Gate>,
 }
+
+/// What a [`Gate`] judges: one channel's planned revision.
+pub struct GateInput<'a> {
+    pub channel: &'a str,
+    /// Where the added builds come from (a promotion's source channel).
+    pub source: Option<&'a str>,
+    /// Every build the channel will hold.
+    pub members: &'a std::collections::HashSet<String>,
+    pub added: &'a [String],
+    /// Removed ones, those retention retires included.
+    pub removed: &'a [String],
+}
+
+/// A check on a planned revision, supplied by a higher domain.
+pub type Gate = fn(&Ctx, &mut crate::db::DbConnection, &GateInput<'_>) -> Result<(), ServiceError>;
 
 impl ChannelOp {
     /// Puts `ids` into `channel`.
@@ -65,6 +83,12 @@ impl ChannelOp {
     /// The added builds must still be in `source` when the change commits.
     pub fn from_source(mut self, source: Option<String>) -> ChannelOp {
         self.require_in = source;
+        self
+    }
+
+    /// The planned revision must pass `gate`.
+    pub fn gated(mut self, gate: Option<Gate>) -> ChannelOp {
+        self.gate = gate;
         self
     }
 }
