@@ -208,6 +208,13 @@ fn backup_under_uploads_restores_what_hosts_install() {
     }
     let fsck = run_on(&srv, &["fsck"]);
     assert_eq!(fsck.code, 0, "a live server under no damage: {fsck:?}");
+    let inside = srv.data_dir.path().join("backup");
+    let refused = run_on(&srv, &["backup", &inside.display().to_string()]);
+    assert_eq!(
+        refused.code, 2,
+        "a backup into the data directory: {refused:?}"
+    );
+    assert!(!inside.exists(), "nothing left behind");
 
     let before = answers(&srv);
     srv.stop();

@@ -66,8 +66,14 @@ impl std::fmt::Display for BackupReport {
 
 /// Backs the server of `ctx` up into `dest`, while it runs.
 pub fn backup(ctx: &Ctx, dest: &Path, progress: &dyn Progress) -> Result<BackupReport, OpsError> {
+    let existed = dest.exists();
     fs::create_dir_all(dest).map_err(io_at(dest))?;
-    refuse_inside_data_dir(&ctx.config.data_dir, dest)?;
+    if let Err(e) = refuse_inside_data_dir(&ctx.config.data_dir, dest) {
+        if !existed {
+            let _ = fs::remove_dir(dest);
+        }
+        return Err(e);
+    }
     let created_at = rfc3339(ctx.clock.now());
     let snapshot = snapshot_database(ctx, dest)?;
     let (copied, copied_bytes, present) =
