@@ -394,3 +394,16 @@ fn ops_command(cmd: Command) -> ExitCode {
     let _ = std::io::stdout().flush();
     ExitCode::from(code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap checks a command's arguments only when it is first parsed; this
+    /// checks every subcommand at once (e.g. two `--url` in one command).
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

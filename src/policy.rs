@@ -30,6 +30,10 @@ pub struct Policy {
     pub soak: Duration,
     pub require_permission: bool,
     pub retain: u32,
+    /// Checks that must have passed in the source channel.
+    pub require_checks: Vec<String>,
+    /// A failed required check holds the build.
+    pub hold_on_failed_check: bool,
     pub spec: PolicySpec,
 }
 
@@ -50,6 +54,8 @@ impl Policy {
             soak: Duration::ZERO,
             require_permission: true,
             retain: DEFAULT_RETAIN,
+            require_checks: Vec::new(),
+            hold_on_failed_check: false,
             spec: PolicySpec::default(),
         }
     }
@@ -123,6 +129,25 @@ impl Policy {
         if retain == 0 {
             return Err(err("retain must be at least 1".into()));
         }
+        let require_checks = spec.require_checks.clone().unwrap_or_default();
+        for name in &require_checks {
+            check_name(name).map_err(err)?;
+        }
+        if !require_checks.is_empty() && source.is_none() {
+            return Err(err(
+                "the first channel has no source channel where checks could pass".into(),
+            ));
+        }
+        let hold_on_failed_check = match spec.on_failed_check.as_deref() {
+            None => false,
+            Some("hold") if !require_checks.is_empty() => true,
+            Some("hold") => return Err(err("on_failed_check without require_checks".into())),
+            Some(other) => {
+                return Err(err(format!(
+                    "on_failed_check {other:?}: the only action is \"hold\""
+                )))
+            }
+        };
         Ok(Policy {
             channel: channel.into(),
             source,
@@ -130,6 +155,8 @@ impl Policy {
             soak: duration("soak", &spec.soak)?.unwrap_or_default(),
             require_permission: spec.require_permission.unwrap_or(true),
             retain,
+            require_checks,
+            hold_on_failed_check,
             spec: spec.clone(),
         })
     }
@@ -141,8 +168,13 @@ impl Policy {
             Some(Schedule::Cron { expr, tz, .. }) => format!("cron \"{expr}\" {tz}"),
             None => "manual".into(),
         };
+        let checks = if self.require_checks.is_empty() {
+            String::new()
+        } else {
+            format!(", with {} passed there", self.require_checks.join(" and "))
+        };
         format!(
-            "{when}: newest eligible build of each name from {} after soaking {}",
+            "{when}: newest eligible build of each name from {} after soaking {}{checks}",
             self.source.as_deref().unwrap_or("-"),
             humantime::format_duration(self.soak)
         )
@@ -205,6 +237,88 @@ pub struct BuildFacts {
     pub rejected: Option<Note>,
     /// Already in the target channel.
     pub present: bool,
+    /// Its checks in the source channel: the latest result of each by name.
+    pub checks: std::collections::BTreeMap<String, CheckFact>,
+}
+
+/// What a check reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Passed,
+    Failed,
+    Running,
+}
+
+impl CheckStatus {
+    pub fn parse(s: &str) -> Result<CheckStatus, String> {
+        match s {
+            "passed" => Ok(CheckStatus::Passed),
+            "failed" => Ok(CheckStatus::Failed),
+            "running" => Ok(CheckStatus::Running),
+            _ => Err(format!(
+                "check status {s:?}: use \"passed\", \"failed\" or \"running\""
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Passed => "passed",
+            CheckStatus::Failed => "failed",
+            CheckStatus::Running => "running",
+        }
+    }
+}
+
+/// The latest result of one check of a build in a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckFact {
+    pub status: CheckStatus,
+    pub by: String,
+    pub at: i64,
+    pub url: Option<String>,
+}
+
+/// A check's name: what CI and policies agree on, e.g. `integration`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "check name {name:?}: 1 to 64 letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
+/// Which required checks a build has not passed: a failed one with its
+/// report, a missing or running one with what is known.
+pub fn check_blockers(
+    required: &[String],
+    checks: &std::collections::BTreeMap<String, CheckFact>,
+) -> Vec<Blocker> {
+    let mut out = Vec::new();
+    for name in required {
+        match checks.get(name) {
+            Some(c) if c.status == CheckStatus::Passed => {}
+            Some(c) if c.status == CheckStatus::Failed => out.push(Blocker::FailedCheck {
+                check: name.clone(),
+                by: c.by.clone(),
+                at: c.at,
+                url: c.url.clone(),
+            }),
+            other => out.push(Blocker::MissingCheck {
+                check: name.clone(),
+                status: other.map(|c| c.status),
+            }),
+        }
+    }
+    out
 }
 
 /// Who did something, when and why.
@@ -237,6 +351,20 @@ pub enum Blocker {
         #[serde(serialize_with = "as_rfc3339")]
         until: i64,
     },
+    /// A required check has not passed yet (never reported, or running).
+    MissingCheck {
+        check: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<CheckStatus>,
+    },
+    /// A required check failed: CI's report, with its link.
+    FailedCheck {
+        check: String,
+        by: String,
+        #[serde(serialize_with = "as_rfc3339")]
+        at: i64,
+        url: Option<String>,
+    },
     /// The target channel, with the hosts' base system, would not meet
     /// these requirements of the build (its policy checks dependencies).
     UnsatisfiedDependencies {
@@ -257,13 +385,15 @@ fn as_rfc3339<S: serde::Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
 
 /// THE eligibility rule, used by the candidates list and by automatic
 /// promotion alike: in the source channel (the caller passes only those), for
-/// at least the soak time, not held, not rejected, target not frozen.
+/// at least the soak time, not held, not rejected, required checks passed
+/// there, target not frozen.
 pub fn blockers(
     facts: &BuildFacts,
-    soak: Duration,
+    policy: &Policy,
     frozen: Option<&Note>,
     now: i64,
 ) -> Vec<Blocker> {
+    let soak = policy.soak;
     let mut out = Vec::new();
     if facts.present {
         out.push(Blocker::AlreadyPresent);
@@ -288,6 +418,7 @@ pub fn blockers(
     if now < until {
         out.push(Blocker::Soaking { until });
     }
+    out.extend(check_blockers(&policy.require_checks, &facts.checks));
     if let Some(f) = frozen {
         out.push(Blocker::Frozen {
             by: f.by.clone(),
@@ -299,114 +430,5 @@ pub fn blockers(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn chans() -> Vec<String> {
-        vec!["qa".into(), "staging".into(), "prod".into()]
-    }
-
-    fn spec(toml_text: &str) -> PolicySpec {
-        toml::from_str(toml_text).expect("toml")
-    }
-
-    #[test]
-    fn policies_parse_and_validate() {
-        let p = Policy::from_spec("prod", &spec("every = \"1h\"\nsoak = \"1h\""), &chans())
-            .expect("ok");
-        assert_eq!(p.source.as_deref(), Some("staging"));
-        assert_eq!(p.schedule, Some(Schedule::Every(Duration::from_secs(3600))));
-        assert_eq!(p.soak, Duration::from_secs(3600));
-        assert_eq!(p.retain, 3);
-        assert!(p.require_permission);
-        let bad = |c: &str, t: &str| Policy::from_spec(c, &spec(t), &chans()).is_err();
-        assert!(
-            bad("qa", "every = \"1h\""),
-            "first channel cannot be automatic"
-        );
-        assert!(bad("prod", "source = \"qa\""), "no skipping");
-        assert!(bad("prod", "every = \"1h\"\ncron = \"* * * * *\""));
-        assert!(bad("prod", "cron = \"61 * * * *\""));
-        assert!(bad(
-            "prod",
-            "cron = \"0 * * * *\"\ntimezone = \"Mars/Olympus\""
-        ));
-        assert!(bad("prod", "retain = 0"));
-        assert!(bad("prod", "every = \"soon\""));
-        assert!(bad("nope", "every = \"1h\""));
-        assert!(toml::from_str::<PolicySpec>("evry = \"1h\"").is_err());
-    }
-
-    #[test]
-    fn interval_schedules_run_a_missed_slot_once() {
-        let s = Schedule::Every(Duration::from_secs(3600));
-        assert_eq!(s.next_after(1000, None), 4600);
-        assert_eq!(s.next_after(4600, Some(4600)), 8200);
-        // Down for five hours: one run now, then back on the cadence.
-        assert_eq!(
-            s.next_after(4600 + 5 * 3600 + 10, Some(4600)),
-            4600 + 6 * 3600
-        );
-    }
-
-    #[test]
-    fn cron_follows_the_time_zone() {
-        let p = Policy::from_spec(
-            "staging",
-            &spec("cron = \"15 10 * * *\"\ntimezone = \"Europe/Madrid\""),
-            &chans(),
-        )
-        .expect("ok");
-        let s = p.schedule.expect("schedule");
-        // 2026-11-22 00:00:00 UTC; Madrid is UTC+1 in November → 09:15 UTC.
-        let midnight = 1_795_305_600;
-        assert_eq!(s.next_after(midnight, None), midnight + 9 * 3600 + 15 * 60);
-        // In July (UTC+2) the same rule fires at 08:15 UTC. 2026-07-01 00:00 UTC:
-        let july = 1_782_864_000;
-        assert_eq!(s.next_after(july, None), july + 8 * 3600 + 15 * 60);
-        // Strictly after: at the firing second, the next is a day later.
-        let fire = midnight + 9 * 3600 + 15 * 60;
-        assert_eq!(s.next_after(fire, Some(fire)), fire + 86_400);
-    }
-
-    #[test]
-    fn eligibility_rule() {
-        let note = |r: &str| Note {
-            by: "alice".into(),
-            at: 5,
-            reason: r.into(),
-        };
-        let fresh = BuildFacts {
-            entered_source_at: 1000,
-            held: None,
-            rejected: None,
-            present: false,
-        };
-        let soak = Duration::from_secs(1800);
-        assert_eq!(
-            blockers(&fresh, soak, None, 2000),
-            vec![Blocker::Soaking { until: 2800 }]
-        );
-        assert!(blockers(&fresh, soak, None, 2800).is_empty());
-        let held = BuildFacts {
-            held: Some(note("panic")),
-            ..fresh.clone()
-        };
-        assert!(matches!(
-            blockers(&held, soak, None, 9999)[..],
-            [Blocker::Held { .. }]
-        ));
-        let rejected = BuildFacts {
-            rejected: Some(note("bad")),
-            ..fresh.clone()
-        };
-        assert!(matches!(
-            blockers(&rejected, soak, None, 9999)[..],
-            [Blocker::Rejected { .. }]
-        ));
-        assert!(matches!(
-            blockers(&fresh, soak, Some(&note("release")), 9999)[..],
-            [Blocker::Frozen { .. }]
-        ));
-    }
-}
+#[path = "policy_tests.rs"]
+mod tests;

@@ -302,6 +302,66 @@ fn promote_demote_and_the_read_commands() {
         "{}",
         stdout(&down)
     );
+    // CI's evidence and notes, from the command line.
+    let checked = cli(
+        &srv,
+        Some(ADMIN_TOKEN),
+        &[
+            "check",
+            demo,
+            "--channel",
+            "qa",
+            "--name",
+            "unit",
+            "--status",
+            "passed",
+            "--link",
+            "https://ci.example/run/5",
+            "--summary",
+            "120 tests",
+        ],
+    );
+    assert_eq!(code(&checked), 0, "{}", stderr(&checked));
+    assert_eq!(
+        stdout(&checked).trim(),
+        format!("unit passed for {demo} in qa")
+    );
+    let noted = cli(
+        &srv,
+        Some(ADMIN_TOKEN),
+        &[
+            "note",
+            demo,
+            "--text",
+            "built by pipeline 9",
+            "--link",
+            "https://ci.example/9",
+        ],
+    );
+    assert_eq!(code(&noted), 0, "{}", stderr(&noted));
+    let text = stdout(&cli(&srv, None, &["history", demo]));
+    assert!(
+        text.lines()
+            .any(|l| l.contains("check unit passed")
+                && l.contains("120 tests https://ci.example/run/5")),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.contains(" note ") && l.contains("built by pipeline 9 https://ci.example/9")), "{text}");
+    let elsewhere = cli(
+        &srv,
+        Some(ADMIN_TOKEN),
+        &[
+            "check",
+            demo,
+            "--channel",
+            "prod",
+            "--name",
+            "unit",
+            "--status",
+            "passed",
+        ],
+    );
+    assert_eq!(code(&elsewhere), 1, "not in prod: {}", stderr(&elsewhere));
     let unknown = cli(
         &srv,
         None,

@@ -50,6 +50,10 @@ pub enum Command {
     /// Wait until a build is in a channel (exit 0), or times out (6), or is
     /// demoted or discarded on the way (7).
     Wait(WaitArgs),
+    /// Report a check result (CI's evidence) for a build in a channel.
+    Check(CheckArgs),
+    /// Add a note to a build's history: the CI run, a ticket, the change log.
+    Note(NoteArgs),
 }
 
 /// How read commands print their answer.
@@ -171,6 +175,37 @@ pub struct WaitArgs {
     pub interval: Duration,
 }
 
+#[derive(Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// The channel the check ran in (where the build is).
+    #[arg(long, value_name = "CHANNEL")]
+    pub channel: String,
+    /// The check's name, as policies' `require_checks` say it.
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, value_parser = ["passed", "failed", "running"])]
+    pub status: String,
+    /// A link to the run (`--url` is the server's).
+    #[arg(long, value_name = "URL")]
+    pub link: Option<String>,
+    /// One line on the result.
+    #[arg(long)]
+    pub summary: Option<String>,
+}
+
+#[derive(Args)]
+pub struct NoteArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+    #[arg(long)]
+    pub text: String,
+    /// A link: the CI run, the ticket, the change log.
+    #[arg(long, value_name = "URL")]
+    pub link: Option<String>,
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 90s, 30m or 2h)"))
 }
@@ -215,6 +250,29 @@ pub fn run(command: Command) -> Result<Exit, Failure> {
         Command::Diff(a) => show::diff(&Api::connect(&a.remote)?, &a.channel, a.from, a.to),
         Command::Candidates(a) => show::candidates(&Api::connect(&a.remote)?, &a.channel),
         Command::Wait(a) => wait::run(&Api::connect(&a.build.remote)?, &a),
+        Command::Check(a) => {
+            let api = Api::connect(&a.build.remote)?;
+            let body = serde_json::json!({
+                "name": a.name, "channel": a.channel, "status": a.status,
+                "url": a.link, "summary": a.summary,
+            });
+            let id = build_ref(&a.build.build)?;
+            let answer = api.post_json(
+                &format!("/api/v1/packages/{}/checks", api::segment(&id)),
+                &body,
+            )?;
+            show::reported(&api, &a.build.build, &answer)
+        }
+        Command::Note(a) => {
+            let api = Api::connect(&a.build.remote)?;
+            let body = serde_json::json!({ "text": a.text, "url": a.link });
+            let id = build_ref(&a.build.build)?;
+            let answer = api.post_json(
+                &format!("/api/v1/packages/{}/notes", api::segment(&id)),
+                &body,
+            )?;
+            show::noted(&api, &a.build.build, &answer)
+        }
     }
 }
 

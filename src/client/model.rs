@@ -52,6 +52,8 @@ pub struct Event {
     pub revision: Option<i32>,
     pub actor: String,
     pub reason: Option<String>,
+    #[serde(default)]
+    pub detail: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

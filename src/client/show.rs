@@ -218,16 +218,47 @@ pub fn render_history(d: &PackageDetail) -> String {
     for e in &d.history {
         t.row(vec![
             e.at.clone(),
-            e.kind.clone(),
+            event_words(e),
             e.channel.clone().unwrap_or_default(),
             e.revision.map(|r| r.to_string()).unwrap_or_default(),
             e.actor.clone(),
-            e.reason.clone().unwrap_or_default(),
+            reason_words(e),
         ]);
     }
     out.push('\n');
     out.push_str(&t.render());
     out
+}
+
+/// A check reads `check integration passed`; other events by their kind.
+fn event_words(e: &super::model::Event) -> String {
+    let detail = |k: &str| {
+        e.detail
+            .as_ref()
+            .and_then(|d| d.get(k))
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    match e.kind.as_str() {
+        "check" => format!("check {} {}", detail("name"), detail("status")),
+        _ => e.kind.clone(),
+    }
+}
+
+/// The reason, with the link a check or note carries.
+fn reason_words(e: &super::model::Event) -> String {
+    let reason = e.reason.clone().unwrap_or_default();
+    let url = e
+        .detail
+        .as_ref()
+        .and_then(|d| d.get("url"))
+        .and_then(|v| v.as_str());
+    match url {
+        Some(u) if reason.is_empty() => u.to_string(),
+        Some(u) => format!("{reason} {u}"),
+        None => reason,
+    }
 }
 
 /// `diff CHANNEL FROM TO`.
@@ -286,6 +317,13 @@ fn blocker_words(b: &serde_json::Value) -> String {
     match text("reason") {
         "soaking" => format!("soaking until {}", text("until")),
         "already_present" => "already there".into(),
+        "missing_check" if !text("status").is_empty() => {
+            format!("check {} {}", text("check"), text("status"))
+        }
+        "missing_check" => format!("waiting for check {}", text("check")),
+        "failed_check" => format!("check {} failed {}", text("check"), text("url"))
+            .trim_end()
+            .to_string(),
         kind @ ("held" | "rejected" | "frozen") => {
             format!("{kind} by {}: {}", text("by"), text("why"))
         }
@@ -418,3 +456,33 @@ pub fn frozen(
 #[cfg(test)]
 #[path = "show_tests.rs"]
 mod tests;
+
+/// What `check` prints.
+pub fn reported(api: &Api, build: &str, answer: &serde_json::Value) -> Result<Exit, Failure> {
+    if api.output == Output::Json {
+        return print_json(answer);
+    }
+    let text = |v: &serde_json::Value, k: &str| {
+        v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string()
+    };
+    let check = answer.get("check").cloned().unwrap_or_default();
+    println!(
+        "{} {} for {build} in {}",
+        text(&check, "name"),
+        text(&check, "status"),
+        text(&check, "channel")
+    );
+    if answer.get("held").and_then(|h| h.as_bool()) == Some(true) {
+        println!("{build} is now held: a required check failed");
+    }
+    Ok(Exit::Ok)
+}
+
+/// What `note` prints.
+pub fn noted(api: &Api, build: &str, answer: &serde_json::Value) -> Result<Exit, Failure> {
+    if api.output == Output::Json {
+        return print_json(answer);
+    }
+    println!("noted on {build}");
+    Ok(Exit::Ok)
+}

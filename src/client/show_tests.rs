@@ -33,8 +33,8 @@ fn status_shows_what_each_channel_serves_side_by_side() {
         "qa",
         5,
         vec![
-            package("demo", "2.0", "x86_64"),
             package("demo", "1.0", "x86_64"),
+            package("demo", "2.0", "x86_64"),
         ],
         false,
     );
@@ -83,6 +83,12 @@ fn blockers_read_as_words() {
     assert_eq!(blocker_words(&soak), "soaking until 2026-12-05T00:00:00Z");
     let held = serde_json::json!({"reason": "held", "by": "ann", "at": "t", "why": "bug 7"});
     assert_eq!(blocker_words(&held), "held by ann: bug 7");
+    let failed = serde_json::json!({"reason": "failed_check", "check": "ui", "by": "ci",
+        "at": "t", "url": "https://ci/7"});
+    assert_eq!(blocker_words(&failed), "check ui failed https://ci/7");
+    let running =
+        serde_json::json!({"reason": "missing_check", "check": "ui", "status": "running"});
+    assert_eq!(blocker_words(&running), "check ui running");
 }
 
 #[test]

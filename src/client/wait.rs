@@ -166,10 +166,11 @@ mod tests {
                     "revision": 1, "actor": "ann", "reason": "bad"})
             })
             .collect();
+        // The server's shape: the build's fields, its downloads and history.
         serde_json::from_value(serde_json::json!({
-            "package": {"id": "ab", "name": "demo", "version": "2.0", "release": "1",
-                "arch": "x86_64", "filename": "demo-2.0-1.x86_64.rpm", "channels": channels,
-                "held": null, "discarded": null},
+            "id": "ab", "name": "demo", "version": "2.0", "release": "1",
+            "arch": "x86_64", "filename": "demo-2.0-1.x86_64.rpm", "channels": channels,
+            "held": null, "discarded": null, "downloads": {},
             "history": history,
         }))
         .expect("detail")

@@ -37,6 +37,14 @@ pub struct PolicySpec {
     /// unmet (default false; docs/promotion.md, Dependency closure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_dependencies: Option<bool>,
+    /// Checks a build must have passed in the source channel before it may
+    /// enter, e.g. ["integration", "ui"].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_checks: Option<Vec<String>>,
+    /// "hold": a required check reported failed holds the build, as if CI
+    /// pressed the panic button.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failed_check: Option<String>,
 }
 
 /// A webhook subscription as written in `[webhooks.<name>]` (or sent to the API).

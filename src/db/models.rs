@@ -193,3 +193,17 @@ pub struct DepRow {
     pub version: Option<String>,
     pub expr: Option<String>,
 }
+
+/// The latest result of one named check for a build in a channel.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = check_results)]
+pub struct CheckRow {
+    pub package_id: String,
+    pub channel: String,
+    pub name: String,
+    pub status: String,
+    pub url: Option<String>,
+    pub summary: Option<String>,
+    pub reported_at: i64,
+    pub reported_by: String,
+}

@@ -188,6 +188,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    check_results (package_id, channel, name) {
+        package_id -> Text,
+        channel -> Text,
+        name -> Text,
+        status -> Text,
+        url -> Nullable<Text>,
+        summary -> Nullable<Text>,
+        reported_at -> BigInt,
+        reported_by -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     packages,
     channels,
@@ -203,4 +216,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhooks,
     webhook_attempts,
     ui_sessions,
+    check_results,
 );

@@ -165,6 +165,10 @@ fn promotion(e: &PromotionError) -> (StatusCode, &'static str) {
         PromotionError::DependenciesUnsatisfied(_) => {
             (StatusCode::UNPROCESSABLE_ENTITY, "dependencies_unsatisfied")
         }
+        PromotionError::ChecksNotPassed(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "checks_not_passed")
+        }
+        PromotionError::NotInChannel(_) => (StatusCode::CONFLICT, "not_in_channel"),
     }
 }
 
@@ -346,6 +350,8 @@ mod tests {
                 422,
                 "dependencies_unsatisfied",
             ),
+            (P::ChecksNotPassed(s()).into(), 422, "checks_not_passed"),
+            (P::NotInChannel(s()).into(), 409, "not_in_channel"),
             (
                 Pb::Frozen {
                     channel: s(),

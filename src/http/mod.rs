@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod channels;
+pub mod checks;
 pub mod error;
 pub mod files;
 pub mod packages;
@@ -48,6 +49,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/packages/{id}/demote", web::post().to(packages::demote))
                 .route("/packages/{id}/hold", web::post().to(packages::hold))
                 .route("/packages/{id}/release", web::post().to(packages::release))
+                .route("/packages/{id}/checks", web::post().to(checks::report))
+                .route("/packages/{id}/notes", web::post().to(checks::note))
                 .route("/packages/{id}", web::delete().to(packages::discard))
                 .route("/channels", web::get().to(channels::list))
                 .route("/channels/{name}", web::get().to(channels::detail))

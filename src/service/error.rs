@@ -107,6 +107,12 @@ pub enum PromotionError {
     /// there (or in the base system) meets.
     #[error("{}", .0.message())]
     DependenciesUnsatisfied(Box<Unsatisfied>),
+    /// Required checks have not passed in the source channel.
+    #[error("{0}")]
+    ChecksNotPassed(String),
+    /// A check was reported for a channel the build is not in.
+    #[error("{0}")]
+    NotInChannel(String),
 }
 
 /// What a refused promotion would have left unmet: the error body's `details`.

@@ -175,6 +175,12 @@ fn blocker_words(b: &crate::policy::Blocker) -> String {
         Held { by, why, .. } => format!("held by {by}: {why}"),
         Rejected { by, why, .. } => format!("rejected by {by}: {why}"),
         Soaking { until } => format!("soaking until {}", utc(*until)),
+        MissingCheck {
+            check,
+            status: Some(s),
+        } => format!("check {check} {}", s.as_str()),
+        MissingCheck { check, .. } => format!("waiting for check {check}"),
+        FailedCheck { check, by, .. } => format!("check {check} failed (reported by {by})"),
         UnsatisfiedDependencies { missing } => {
             format!("dependencies not met there: {}", missing.join(", "))
         }

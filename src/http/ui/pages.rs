@@ -196,6 +196,15 @@ fn cell_markup(c: &Cell, now: i64, linked: bool, show_held: bool) -> Markup {
             Some(Next::Rejected { to, note }) => {
                 span.b.rej { "Rejected from " (to) " by " (note.by) ": " (note.reason) }
             }
+            Some(Next::CheckFailed { to, check, url }) => {
+                span.b.rej {
+                    "Check " (check) " failed: not going to " (to)
+                    @if let Some(u) = url { " " a href=(u) rel="noreferrer" { "(run)" } }
+                }
+            }
+            Some(Next::AwaitingChecks { to, checks }) => {
+                span.b.soak { "Waiting for " (checks.join(", ")) " before " (to) }
+            }
             None => {}
         }
     }

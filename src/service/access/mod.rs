@@ -18,6 +18,9 @@ pub enum Permission {
     Upload,
     /// Promote into and demote from one channel.
     Promote(String),
+    /// Report check results on builds in every channel (`report`) or one
+    /// (`report:<channel>`), and add notes.
+    Report(Option<String>),
     /// Everything, including tokens and configuration.
     Admin,
 }
@@ -25,10 +28,10 @@ pub enum Permission {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PermissionError {
     #[error(
-        "unknown permission {0:?}; use read, read:<channel>, upload, promote:<channel> or admin"
+        "unknown permission {0:?}; use read, read:<channel>, upload, promote:<channel>, report, report:<channel> or admin"
     )]
     Unknown(String),
-    #[error("unknown role {0:?}; use reader, uploader, promoter:<channel> or admin")]
+    #[error("unknown role {0:?}; use reader, uploader, promoter:<channel>, reporter, reporter:<channel> or admin")]
     UnknownRole(String),
     #[error("permission {0:?} names channel {1:?}, which is not configured")]
     NoSuchChannel(String, String),
@@ -41,11 +44,13 @@ impl Permission {
             None => match s {
                 "read" => Ok(Permission::Read(None)),
                 "upload" => Ok(Permission::Upload),
+                "report" => Ok(Permission::Report(None)),
                 "admin" => Ok(Permission::Admin),
                 _ => Err(PermissionError::Unknown(s.into())),
             },
             Some(("read", ch)) if !ch.is_empty() => Ok(Permission::Read(Some(ch.into()))),
             Some(("promote", ch)) if !ch.is_empty() => Ok(Permission::Promote(ch.into())),
+            Some(("report", ch)) if !ch.is_empty() => Ok(Permission::Report(Some(ch.into()))),
             _ => Err(PermissionError::Unknown(s.into())),
         }
     }
@@ -53,7 +58,9 @@ impl Permission {
     /// The channel a permission is scoped to, if any.
     pub fn channel(&self) -> Option<&str> {
         match self {
-            Permission::Read(Some(c)) | Permission::Promote(c) => Some(c),
+            Permission::Read(Some(c)) | Permission::Promote(c) | Permission::Report(Some(c)) => {
+                Some(c)
+            }
             _ => None,
         }
     }
@@ -66,6 +73,8 @@ impl fmt::Display for Permission {
             Permission::Read(Some(c)) => write!(f, "read:{c}"),
             Permission::Upload => f.write_str("upload"),
             Permission::Promote(c) => write!(f, "promote:{c}"),
+            Permission::Report(None) => f.write_str("report"),
+            Permission::Report(Some(c)) => write!(f, "report:{c}"),
             Permission::Admin => f.write_str("admin"),
         }
     }
@@ -78,10 +87,13 @@ pub fn role(name: &str) -> Result<Vec<Permission>, PermissionError> {
             "reader" => Ok(vec![Permission::Read(None)]),
             // CI pushes builds into the first channel and nothing else.
             "uploader" => Ok(vec![Permission::Upload]),
+            // A test system that reports results and nothing else.
+            "reporter" => Ok(vec![Permission::Report(None)]),
             "admin" => Ok(vec![Permission::Admin]),
             _ => Err(PermissionError::UnknownRole(name.into())),
         },
         Some(("promoter", ch)) if !ch.is_empty() => Ok(vec![Permission::Promote(ch.into())]),
+        Some(("reporter", ch)) if !ch.is_empty() => Ok(vec![Permission::Report(Some(ch.into()))]),
         _ => Err(PermissionError::UnknownRole(name.into())),
     }
 }
@@ -123,6 +135,13 @@ impl Grants {
 
     pub fn may_upload(&self) -> bool {
         self.is_admin() || self.0.contains(&Permission::Upload)
+    }
+
+    /// Reporting checks on builds in `channel`.
+    pub fn may_report(&self, channel: &str) -> bool {
+        self.is_admin()
+            || self.0.contains(&Permission::Report(None))
+            || self.0.contains(&Permission::Report(Some(channel.into())))
     }
 
     pub fn may_promote(&self, channel: &str) -> bool {
@@ -241,10 +260,20 @@ mod tests {
 
     #[test]
     fn permissions_parse_and_print() {
-        for s in ["read", "read:prod", "upload", "promote:staging", "admin"] {
+        for s in [
+            "read",
+            "read:prod",
+            "upload",
+            "promote:staging",
+            "report",
+            "report:staging",
+            "admin",
+        ] {
             assert_eq!(Permission::parse(s).expect(s).to_string(), s);
         }
-        for bad in ["", "write", "promote", "promote:", "read:", "admin:x"] {
+        for bad in [
+            "", "write", "promote", "promote:", "read:", "report:", "admin:x",
+        ] {
             assert!(Permission::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(
@@ -259,6 +288,10 @@ mod tests {
     #[test]
     fn roles_expand() {
         assert_eq!(role("uploader"), Ok(vec![Permission::Upload]));
+        assert_eq!(
+            role("reporter:staging"),
+            Ok(vec![Permission::Report(Some("staging".into()))])
+        );
         assert_eq!(
             role("promoter:prod"),
             Ok(vec![Permission::Promote("prod".into())])
@@ -280,6 +313,10 @@ mod tests {
         assert!(!qa_lead.may_upload());
         let host = Grants::new([Permission::Read(Some("prod".into()))]);
         assert!(host.may_read("prod") && !host.may_read("qa"));
+        let uat = Grants::new([Permission::Report(Some("staging".into()))]);
+        assert!(uat.may_report("staging") && !uat.may_report("qa"));
+        assert!(!uat.may_promote("staging") && !uat.may_upload() && !uat.may_read("staging"));
+        assert!(Grants::new([Permission::Report(None)]).may_report("qa"));
         let admin = Grants::admin();
         assert!(admin.may_promote("prod") && admin.may_upload() && admin.may_read("x"));
         assert!(!Grants::default().may_read("qa"));

@@ -94,6 +94,17 @@ pub enum Next {
         to: String,
         note: Note,
     },
+    /// A check that the next channel requires failed: CI's link.
+    CheckFailed {
+        to: String,
+        check: String,
+        url: Option<String>,
+    },
+    /// Required checks not passed yet (not reported, or running).
+    AwaitingChecks {
+        to: String,
+        checks: Vec<String>,
+    },
 }
 
 /// A channel's rule in words; the first channel's builds come by upload.
@@ -154,12 +165,34 @@ fn next_step(
         return None;
     }
     for b in blockers {
+        if let Blocker::FailedCheck { check, url, .. } = b {
+            return Some(Next::CheckFailed {
+                to: to.into(),
+                check: check.clone(),
+                url: url.clone(),
+            });
+        }
+    }
+    for b in blockers {
         if let Blocker::Soaking { until } = b {
             return Some(Next::Soaking {
                 to: to.into(),
                 until: *until,
             });
         }
+    }
+    let awaiting: Vec<String> = blockers
+        .iter()
+        .filter_map(|b| match b {
+            Blocker::MissingCheck { check, .. } => Some(check.clone()),
+            _ => None,
+        })
+        .collect();
+    if !awaiting.is_empty() {
+        return Some(Next::AwaitingChecks {
+            to: to.into(),
+            checks: awaiting,
+        });
     }
     // Frozen is the column's badge; a candidate of a frozen channel waits.
     let only_frozen = blockers.iter().all(|b| matches!(b, Blocker::Frozen { .. }));

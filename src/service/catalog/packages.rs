@@ -9,7 +9,7 @@ use super::queries::{current_channels, open_member_ids, open_memberships, resolv
 use crate::db::models::*;
 use crate::db::schema::*;
 use crate::db::DbConnection;
-use crate::service::catalog::views::{EventView, PackageDetail, PackageView};
+use crate::service::catalog::views::{CheckView, EventView, PackageDetail, PackageView};
 use crate::service::error::LookupError;
 use crate::service::{Actor, Ctx, PackageRef, ServiceError};
 
@@ -204,9 +204,15 @@ pub fn detail(ctx: &Ctx, id: &PackageRef, actor: &Actor) -> Result<PackageDetail
             (c.clone(), url)
         })
         .collect();
+    let checks = super::queries::checks_of(&mut conn, &package.id)?
+        .into_iter()
+        .filter(|c| ctx.may_read(actor, &c.channel))
+        .map(CheckView::from)
+        .collect();
     Ok(PackageDetail {
         package,
         downloads,
+        checks,
         history,
     })
 }

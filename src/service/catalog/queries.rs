@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use crate::db::models::*;
 use crate::db::schema::*;
 use crate::db::DbConnection;
-use crate::policy::{Note, Policy, PolicySpec};
+use crate::policy::{CheckFact, CheckStatus, Note, Policy, PolicySpec};
 use crate::service::error::LookupError;
 use crate::service::{PackageRef, ServiceError};
 
@@ -265,6 +265,62 @@ pub fn latest_event_id(conn: &mut DbConnection) -> Result<i64, diesel::result::E
 /// How many ids one statement takes: SQLite allows 32,766 parameters and a
 /// bulk promotion may name more builds than that.
 pub const ID_CHUNK: usize = 500;
+
+/// The latest result of every check of one build, in every channel.
+pub fn checks_of(
+    conn: &mut DbConnection,
+    package_id: &str,
+) -> Result<Vec<CheckRow>, diesel::result::Error> {
+    check_results::table
+        .filter(check_results::package_id.eq(package_id))
+        .order((check_results::channel.asc(), check_results::name.asc()))
+        .select(CheckRow::as_select())
+        .load(conn)
+}
+
+/// The latest check results of the builds in a channel, by build id and
+/// check name: what a policy whose source is that channel reads.
+pub fn checks_in(
+    conn: &mut DbConnection,
+    channel: &str,
+) -> Result<HashMap<String, std::collections::BTreeMap<String, CheckFact>>, ServiceError> {
+    let rows: Vec<CheckRow> = check_results::table
+        .filter(check_results::channel.eq(channel))
+        .filter(check_results::package_id.eq_any(open_member_ids(channel)))
+        .select(CheckRow::as_select())
+        .load(conn)?;
+    let mut out: HashMap<String, std::collections::BTreeMap<String, CheckFact>> = HashMap::new();
+    for r in rows {
+        let fact = check_fact(&r)?;
+        out.entry(r.package_id).or_default().insert(r.name, fact);
+    }
+    Ok(out)
+}
+
+/// One build's checks in one channel, by name.
+pub fn checks_at(
+    conn: &mut DbConnection,
+    package_id: &str,
+    channel: &str,
+) -> Result<std::collections::BTreeMap<String, CheckFact>, ServiceError> {
+    let rows: Vec<CheckRow> = check_results::table
+        .filter(check_results::package_id.eq(package_id))
+        .filter(check_results::channel.eq(channel))
+        .select(CheckRow::as_select())
+        .load(conn)?;
+    rows.into_iter()
+        .map(|r| Ok((r.name.clone(), check_fact(&r)?)))
+        .collect()
+}
+
+fn check_fact(r: &CheckRow) -> Result<CheckFact, ServiceError> {
+    Ok(CheckFact {
+        status: CheckStatus::parse(&r.status).map_err(ServiceError::Internal)?,
+        by: r.reported_by.clone(),
+        at: r.reported_at,
+        url: r.url.clone(),
+    })
+}
 
 /// The summaries of `ids` (those that exist), in chunks of [`ID_CHUNK`].
 pub fn summaries_by_ids<S: AsRef<str>>(

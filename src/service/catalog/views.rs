@@ -95,6 +95,34 @@ impl PackageView {
     }
 }
 
+/// The latest result of one check of a build in a channel.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckView {
+    pub name: String,
+    pub channel: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    pub reported_at: String,
+    pub reported_by: String,
+}
+
+impl From<crate::db::models::CheckRow> for CheckView {
+    fn from(c: crate::db::models::CheckRow) -> Self {
+        CheckView {
+            name: c.name,
+            channel: c.channel,
+            status: c.status,
+            url: c.url,
+            summary: c.summary,
+            reported_at: rfc3339(c.reported_at),
+            reported_by: c.reported_by,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EventView {
     pub id: i64,
@@ -137,6 +165,8 @@ pub struct PackageDetail {
     pub package: PackageView,
     /// Download URL in each channel that holds it.
     pub downloads: std::collections::BTreeMap<String, String>,
+    /// The latest result of each check, per channel (those the caller may read).
+    pub checks: Vec<CheckView>,
     /// Every event of this build, oldest first.
     pub history: Vec<EventView>,
 }

@@ -12,8 +12,8 @@ use crate::formats::compare_versions;
 use crate::policy::{blockers, Blocker, BuildFacts, Note, Policy};
 use crate::service::catalog::packages::view;
 use crate::service::catalog::queries::{
-    by_version, frozen, held, load_policy, open_members, open_stays, rejections_for,
-    summaries_by_ids,
+    by_version, checks_at, checks_in, frozen, held, load_policy, open_members, open_stays,
+    rejections_for, summaries_by_ids,
 };
 use crate::service::catalog::views::{rfc3339, Marker, PackageView};
 use crate::service::error::PublishError;
@@ -63,6 +63,11 @@ fn assess(
     let entered: HashMap<String, i64> = stays.into_iter().collect();
     let present: HashSet<String> = open_members(conn, &policy.channel)?.into_iter().collect();
     let rejected = rejections_for(conn, &policy.channel)?;
+    let mut checks = if policy.require_checks.is_empty() {
+        HashMap::new()
+    } else {
+        checks_in(conn, source)?
+    };
     let ids: Vec<&String> = entered.keys().collect();
     let list = summaries_by_ids(conn, &ids)?;
     let mut out = Vec::with_capacity(list.len());
@@ -72,17 +77,19 @@ fn assess(
             held: held(&p),
             rejected: rejected.get(&p.id).cloned(),
             present: present.contains(&p.id),
+            checks: checks.remove(&p.id).unwrap_or_default(),
         };
         out.push(Assessed {
-            blockers: blockers(&facts, policy.soak, freeze.as_ref(), now),
+            blockers: blockers(&facts, policy, freeze.as_ref(), now),
             entered: facts.entered_source_at,
             summary: p,
         });
     }
-    // Builds the target could not take for their dependencies (when checked).
+    // Builds the target could not take for their dependencies (when
+    // checked); said while they soak too, so nobody waits for nothing.
     let open: Vec<String> = out
         .iter()
-        .filter(|a| a.blockers.is_empty())
+        .filter(|a| a.blockers.iter().all(|b| matches!(b, Blocker::Soaking { .. })))
         .map(|a| a.summary.id.clone())
         .collect();
     let (_, mut unmet) = super::closure::admissible(ctx, conn, policy, &open)?;
@@ -223,6 +230,15 @@ pub fn auto_promote(ctx: &Ctx, policy: &Policy) -> Result<AutoRun, ServiceError>
         return Ok(run);
     }
     let rule = policy.rule();
+    // Every chosen build passed the required checks: record them as they stood.
+    let mut evidence = HashMap::new();
+    if !policy.require_checks.is_empty() {
+        let mut conn = ctx.conn()?;
+        for p in &chosen {
+            let checks = checks_at(&mut conn, &p.id, &source)?;
+            evidence.insert(p.id.clone(), super::checks::evidence(policy, &checks));
+        }
+    }
     let change = Change {
         summary: format!(
             "automatic promotion from {source} to {}: {}",
@@ -246,11 +262,14 @@ pub fn auto_promote(ctx: &Ctx, policy: &Policy) -> Result<AutoRun, ServiceError>
                 package_id: Some(p.id.clone()),
                 channel: Some(policy.channel.clone()),
                 reason: None,
-                detail: Some(serde_json::json!({
-                    "from": source,
-                    "policy": policy.channel,
-                    "rule": rule,
-                })),
+                detail: Some(match evidence.remove(&p.id) {
+                    Some(checks) => serde_json::json!({
+                        "from": source, "policy": policy.channel, "rule": rule, "checks": checks,
+                    }),
+                    None => serde_json::json!({
+                        "from": source, "policy": policy.channel, "rule": rule,
+                    }),
+                }),
             })
             .collect(),
         ..Change::default()

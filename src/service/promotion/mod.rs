@@ -3,6 +3,7 @@
 //! themselves are the pure functions of `crate::policy`.
 
 pub mod candidates;
+pub mod checks;
 pub mod closure;
 pub mod external;
 pub mod gates;

@@ -1,7 +1,7 @@
 //! Promotion and demotion by hand: one build, or many in one revision;
 //! demotion falls back to the last good build.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use diesel::prelude::*;
 
@@ -18,8 +18,12 @@ use crate::service::error::PromotionError;
 use crate::service::publish::{commit, Change, ChannelOp, PendingEvent, Reject};
 use crate::service::{Actor, ChannelName, Ctx, PackageRef, ServiceError};
 
+use super::checks;
+
 /// The manual gate into `to`: the channel's policy decides who may promote;
-/// a held build needs `force` and admin rights; a discarded one goes nowhere.
+/// a held build, or one without the required checks passed in the source,
+/// needs `force` and admin rights; a discarded one goes nowhere. Returns the
+/// required checks as they stand: the evidence the promoted event records.
 fn manual_gate(
     ctx: &Ctx,
     conn: &mut DbConnection,
@@ -27,7 +31,7 @@ fn manual_gate(
     to: &ChannelName,
     actor: &Actor,
     force: bool,
-) -> Result<(), ServiceError> {
+) -> Result<Vec<serde_json::Value>, ServiceError> {
     if p.discarded_at.is_some() {
         return Err(PromotionError::Discarded(format!(
             "{} was discarded; it cannot be promoted",
@@ -50,7 +54,20 @@ fn manual_gate(
             )).into());
         }
     }
-    Ok(())
+    let (missing, evidence) = checks::gate(conn, &policy, &p.id)?;
+    let passes = missing.is_empty() || (force && actor.grants.is_admin());
+    if !passes {
+        return Err(PromotionError::ChecksNotPassed(format!(
+            "{} has not passed the checks {:?} requires in {:?}: {}; promoting it anyway \
+             needs \"force\": true and admin rights",
+            p.filename,
+            to.as_str(),
+            policy.source.as_deref().unwrap_or("-"),
+            checks::describe(&missing)
+        ))
+        .into());
+    }
+    Ok(evidence)
 }
 
 /// Promotes a build into `to`, which must directly follow a channel holding it.
@@ -64,7 +81,7 @@ pub fn promote(
     let idx = to.position();
     let mut conn = ctx.conn()?;
     let p = resolve(&mut conn, id)?;
-    manual_gate(ctx, &mut conn, &p, to, actor, force)?;
+    let evidence = manual_gate(ctx, &mut conn, &p, to, actor, force)?;
     let held = current_channels(&mut conn, &p.id)?;
     drop(conn);
     if held.iter().any(|c| c == to) {
@@ -78,7 +95,8 @@ pub fn promote(
     }
     let Some(source) = idx.checked_sub(1).map(|i| ctx.config.channels[i].clone()) else {
         return Err(PromotionError::NotAllowed(format!(
-            "{to:?} is the first channel; builds enter it by upload, not promotion"
+            "{:?} is the first channel; builds enter it by upload, not promotion",
+            to.as_str()
         ))
         .into());
     };
@@ -114,7 +132,7 @@ pub fn promote(
             package_id: Some(p.id.clone()),
             channel: Some(to.to_string()),
             reason: None,
-            detail: Some(serde_json::json!({ "from": source, "forced": force })),
+            detail: Some(promoted_detail(&source, force, evidence)),
         }],
         ..Change::default()
     };
@@ -270,12 +288,16 @@ pub fn promote_many(
     let mut already_present = Vec::new();
     let mut missing = Vec::new();
     let mut seen = HashSet::new();
+    let mut evidence = HashMap::new();
     for id in ids {
         let p = resolve(&mut conn, id)?;
         if !seen.insert(p.id.clone()) {
             continue;
         }
-        manual_gate(ctx, &mut conn, &p, to, actor, force)?;
+        evidence.insert(
+            p.id.clone(),
+            manual_gate(ctx, &mut conn, &p, to, actor, force)?,
+        );
         if present.contains(&p.id) {
             already_present.push(p.id);
         } else if in_source.as_ref().is_some_and(|s| !s.contains(&p.id)) {
@@ -288,7 +310,8 @@ pub fn promote_many(
     if let (Some(s), false) = (&source, missing.is_empty()) {
         missing.truncate(20);
         return Err(PromotionError::NotAllowed(format!(
-            "not in {s:?}, so they cannot be promoted to {to:?}: {}",
+            "not in {s:?}, so they cannot be promoted to {:?}: {}",
+            to.as_str(),
             missing.join(", ")
         ))
         .into());
@@ -301,9 +324,10 @@ pub fn promote_many(
             already_present,
         });
     }
-    let (kind, detail) = match &source {
-        Some(s) => ("promoted", Some(serde_json::json!({ "from": s }))),
-        None => ("added", None),
+    let kind = if source.is_some() {
+        "promoted"
+    } else {
+        "added"
     };
     let (gate, overridden) = {
         let mut conn = ctx.conn()?;
@@ -323,7 +347,9 @@ pub fn promote_many(
                 package_id: Some(id.clone()),
                 channel: Some(to.to_string()),
                 reason: None,
-                detail: detail.clone(),
+                detail: source
+                    .as_ref()
+                    .map(|s| promoted_detail(s, force, evidence.remove(id).unwrap_or_default())),
             })
             .collect(),
         ..Change::default()
@@ -336,4 +362,14 @@ pub fn promote_many(
         added,
         already_present,
     })
+}
+
+/// What a promoted event records: where from, whether forced, and the
+/// required checks that allowed it (sent on in `package.promoted`).
+fn promoted_detail(source: &str, force: bool, checks: Vec<serde_json::Value>) -> serde_json::Value {
+    let mut detail = serde_json::json!({ "from": source, "forced": force });
+    if !checks.is_empty() {
+        detail["checks"] = serde_json::Value::Array(checks);
+    }
+    detail
 }
