@@ -91,6 +91,8 @@ fn three_levels_on_evidence(b: Backend) {
     let waiting = blockers(&srv, "prod", &a);
     assert_eq!(waiting[0]["reason"], "missing_check", "{waiting:?}");
     assert_eq!(waiting[0]["check"], "integration");
+    let board = get(&format!("{}/ui/board", srv.url)).text();
+    assert!(board.contains("Waiting for integration before prod"), "{board}");
 
     // The tests run, then fail: CI's report holds the build.
     let r = report(
@@ -194,6 +196,13 @@ fn three_levels_on_evidence(b: Backend) {
             ("check".to_string(), "failed".to_string()),
             ("held".to_string(), String::new()),
         ]
+    );
+    // The build page shows the results and every report with its link.
+    let page = get(&format!("{}/ui/builds/{a}", srv.url)).text();
+    assert!(page.contains("check integration failed"), "{page}");
+    assert!(
+        page.contains(r#"href="https://ci.example/run/1""#),
+        "{page}"
     );
     for e in history(&srv, &a).iter().filter(|e| e["kind"] == "check") {
         assert_eq!(e["detail"]["url"], "https://ci.example/run/1");

@@ -5,21 +5,70 @@ use maud::{html, Markup};
 use super::pages::{csrf_field, layout, utc, Reader};
 use crate::service::board::build::BuildPage;
 use crate::service::board::channel::ChannelPageData;
-use crate::service::catalog::views::{EventView, PackageView};
+use crate::service::catalog::views::{CheckView, EventView, PackageView};
 
 fn evr(p: &PackageView) -> String {
     crate::service::catalog::views::evr(p.epoch, &p.version, &p.release)
 }
 
+/// A check reads "check integration passed"; other events by their kind.
+fn event_words(e: &EventView) -> String {
+    let detail = |k: &str| {
+        e.detail
+            .as_ref()
+            .and_then(|d| d.get(k))
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    match e.kind.as_str() {
+        "check" => format!("check {} {}", detail("name"), detail("status")),
+        kind => kind.replace('_', " "),
+    }
+}
+
+/// The link a check or a note carries (validated as http(s) on the way in).
+fn event_link(e: &EventView) -> Option<&str> {
+    e.detail.as_ref()?.get("url")?.as_str()
+}
+
+fn checks_table(checks: &[CheckView]) -> Markup {
+    html! {
+        @if !checks.is_empty() {
+            section aria-label="Checks" {
+                h2 { "Checks" }
+                table {
+                    thead { tr { th { "Channel" } th { "Check" } th { "Result" } th { "Reported" } } }
+                    tbody {
+                        @for c in checks {
+                            tr {
+                                td { (c.channel) }
+                                td { (c.name) }
+                                td class=(format!("check-{}", c.status)) {
+                                    @if let Some(u) = &c.url { a href=(u) rel="noreferrer" { (c.status) } }
+                                    @else { (c.status) }
+                                    @if let Some(s) = &c.summary { " · " (s) }
+                                }
+                                td { (c.reported_at) " by " (c.reported_by) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn event_line(e: &EventView) -> Markup {
     html! {
         li {
-            span.kind { (e.kind.replace('_', " ")) }
+            span.kind { (event_words(e)) }
             @if let Some(c) = &e.channel { " · " a href=(format!("/ui/channels/{c}")) { (c) } }
             @if let Some(r) = e.revision { " (revision " (r) ")" }
             br;
             span.muted { time datetime=(e.at) { (e.at) } " by " (e.actor) " from " (e.client) }
             @if let Some(r) = &e.reason { br; "Reason: " (r) }
+            @if let Some(u) = event_link(e) { br; a href=(u) rel="noreferrer" { (u) } }
         }
     }
 }
@@ -54,6 +103,7 @@ pub fn build_page(reader: &Reader, b: &BuildPage) -> Markup {
                 @for d in &b.depends { code { (d) } " " }
             }
         }
+        (checks_table(&b.detail.checks))
         h2 { "History" }
         ol.timeline { @for e in &b.detail.history { (event_line(e)) } }
     };
