@@ -37,6 +37,12 @@ fn build_rpm(name: &str, version: &str, requires: &[&str], provides: &[&str]) ->
         FileOptions::new(format!("/usr/bin/{name}")).permissions(0o755),
     )
     .expect("file");
+    // Outside primary.xml's files: met from the full file list, as dnf does.
+    b.with_file_contents(
+        "data\n",
+        FileOptions::new(format!("/usr/share/{name}/data")),
+    )
+    .expect("file");
     for r in requires {
         b.requires(dep(r));
     }
@@ -113,7 +119,12 @@ fn rpm_gate_refuses_offers_and_takes_along(b: Backend) {
     let app1 = to_staging(
         &srv,
         "app-1.0-1.x86_64.rpm",
-        &build_rpm("app", "1.0", &["libfoo >= 1"], &[]),
+        &build_rpm(
+            "app",
+            "1.0",
+            &["libfoo >= 1", "/usr/share/libfoo/data"],
+            &[],
+        ),
     );
     let r = bulk(&srv, "prod", &[&lib1, &app1], false);
     assert_eq!(r.status, 200, "{}", r.text());

@@ -276,6 +276,40 @@ mod tests {
     }
 
     #[test]
+    fn base_system_settings() {
+        let file: Layer = toml::from_str(
+            "external_capabilities = [\"libc.so.6*\", \"/bin/sh\"]\nbase_repositories = [\"file:///srv/base\"]\n",
+        )
+        .expect("toml");
+        let c = Config::resolve(file, Layer::default(), Layer::default()).expect("ok");
+        assert_eq!(c.external_capabilities, vec!["libc.so.6*", "/bin/sh"]);
+        let again: Layer = toml::from_str(&c.to_toml().expect("toml")).expect("reads back");
+        let again = Config::resolve(again, Layer::default(), Layer::default()).expect("ok");
+        assert_eq!(again.base_repositories, vec!["file:///srv/base"]);
+        let mut env = HashMap::new();
+        env.insert(
+            "FORKLIFT_EXTERNAL_CAPABILITIES".to_string(),
+            "glibc, python3*".to_string(),
+        );
+        let c = Config::resolve(
+            Layer::default(),
+            Layer::from_env(&env).expect("env"),
+            Layer::default(),
+        )
+        .expect("ok");
+        assert_eq!(c.external_capabilities, vec!["glibc", "python3*"]);
+        let bad = |l: Layer| Config::resolve(Layer::default(), Layer::default(), l).is_err();
+        assert!(bad(Layer {
+            external_capabilities: Some(vec!["[".into()]),
+            ..Layer::default()
+        }));
+        assert!(bad(Layer {
+            base_repositories: Some(vec!["ftp://x".into()]),
+            ..Layer::default()
+        }));
+    }
+
+    #[test]
     fn access_settings() {
         let c = Config::resolve(Layer::default(), Layer::default(), Layer::default()).expect("ok");
         assert!(c.anonymous_read && c.private_channels.is_empty());

@@ -234,3 +234,23 @@ pub fn provided_names(
     out.dedup();
     Ok(out)
 }
+
+/// RPM builds whose full file list (filelists.xml) holds `path`: what dnf
+/// answers a file requirement with beyond primary.xml's files. A scan, so
+/// only asked for requirements nothing else met.
+pub fn holding_file(conn: &mut DbConnection, path: &str) -> Result<Vec<String>, ServiceError> {
+    let text = crate::formats::yum::esc(path);
+    let mut pattern = String::from("%>");
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push_str("</file>%");
+    Ok(packages::table
+        .filter(packages::kind.eq("rpm"))
+        .filter(packages::filelists_xml.like(pattern).escape('\\'))
+        .select(packages::id)
+        .load(conn)?)
+}

@@ -89,7 +89,11 @@ fn assess(
     // checked); said while they soak too, so nobody waits for nothing.
     let open: Vec<String> = out
         .iter()
-        .filter(|a| a.blockers.iter().all(|b| matches!(b, Blocker::Soaking { .. })))
+        .filter(|a| {
+            a.blockers
+                .iter()
+                .all(|b| matches!(b, Blocker::Soaking { .. }))
+        })
         .map(|a| a.summary.id.clone())
         .collect();
     let (_, mut unmet) = super::closure::admissible(ctx, conn, policy, &open)?;

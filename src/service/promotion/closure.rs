@@ -14,7 +14,8 @@ use crate::db::DbConnection;
 use crate::formats::deps::{offers, Kind, Op, Provider, Universe, Verdict};
 use crate::policy::Policy;
 use crate::service::catalog::deps::{
-    provided_names, provisions_of, requirements_naming, requirements_of, Provision, Requirement,
+    holding_file, provided_names, provisions_of, requirements_naming, requirements_of, Provision,
+    Requirement,
 };
 use crate::service::catalog::queries::{open_members, ID_CHUNK};
 use crate::service::error::{BuildRef, MissingDep, PromotionError, Unsatisfied};
@@ -94,8 +95,20 @@ pub fn evaluate(
             Verdict::Missing => unmet.push(r),
         }
     }
-    if !unmet.is_empty() {
-        report.missing = explain(ctx, conn, input, &provisions, &unmet)?;
+    // A path outside primary.xml's files may still be in a full file list.
+    let mut still = Vec::with_capacity(unmet.len());
+    for r in unmet {
+        let path = Kind::of(&r.1) == Kind::Rpm && r.3.starts_with('/') && !r.3.contains(' ');
+        if !(path
+            && holding_file(conn, &r.3)?
+                .iter()
+                .any(|i| input.members.contains(i)))
+        {
+            still.push(r);
+        }
+    }
+    if !still.is_empty() {
+        report.missing = explain(ctx, conn, input, &provisions, &still)?;
     }
     tracing::debug!(
         channel = input.channel,

@@ -110,3 +110,76 @@ fn get(url: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("{url}: {e}"))?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::io::Write;
+
+    use super::*;
+    use crate::formats::deps::{Kind, Universe, Verdict};
+
+    fn gz(text: &str) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(text.as_bytes()).expect("gz");
+        e.finish().expect("gz")
+    }
+
+    #[test]
+    fn base_repositories_from_file_urls() {
+        let dir = tempfile::tempdir().expect("dir");
+        let yum = dir.path().join("base");
+        std::fs::create_dir_all(yum.join("repodata")).expect("mkdir");
+        std::fs::write(
+            yum.join("repodata/repomd.xml"),
+            r#"<repomd><data type="other"><location href="repodata/o.xml.gz"/></data>
+<data type="primary"><location href="repodata/p-primary.xml.gz"/></data></repomd>"#,
+        )
+        .expect("repomd");
+        std::fs::write(
+            yum.join("repodata/p-primary.xml.gz"),
+            gz(
+                r#"<metadata><package type="rpm"><name>glibc</name><arch>x86_64</arch>
+<version epoch="0" ver="2.34" rel="1"/><format><rpm:provides>
+<rpm:entry name="libc.so.6(GLIBC_2.34)(64bit)"/></rpm:provides><file>/usr/sbin/ldconfig</file>
+</format></package></metadata>"#,
+            ),
+        )
+        .expect("primary");
+        let apt = dir.path().join("Packages.gz");
+        std::fs::write(
+            &apt,
+            gz("Package: libc6\nVersion: 2.36-9\nArchitecture: amd64\n"),
+        )
+        .expect("apt");
+        let mut config = Config::for_data_dir(dir.path());
+        config.external_capabilities = vec!["/bin/sh".into()];
+        config.base_repositories = vec![
+            format!("file://{}", yum.display()),
+            format!("file://{}", apt.display()),
+            format!("file://{}/missing", dir.path().display()),
+        ];
+        let ext = load(&config, true);
+        let (p, f) = (HashMap::new(), HashMap::new());
+        let check = |kind, req: &str| {
+            Universe {
+                kind,
+                provides: &p,
+                files: &f,
+                external: &ext,
+            }
+            .check(req, "amd64")
+        };
+        assert_eq!(
+            check(Kind::Rpm, "libc.so.6(GLIBC_2.34)(64bit)"),
+            Verdict::Satisfied
+        );
+        assert_eq!(check(Kind::Rpm, "glibc >= 2.30"), Verdict::Satisfied);
+        assert_eq!(check(Kind::Rpm, "glibc >= 2.40"), Verdict::Missing);
+        assert_eq!(check(Kind::Rpm, "/usr/sbin/ldconfig"), Verdict::Satisfied);
+        assert_eq!(check(Kind::Rpm, "/bin/sh"), Verdict::Satisfied);
+        assert_eq!(check(Kind::Deb, "libc6 (>= 2.36)"), Verdict::Satisfied);
+        assert_eq!(check(Kind::Deb, "libssl3"), Verdict::Missing);
+        assert!(load(&config, false).is_empty(), "nothing fetched");
+    }
+}
