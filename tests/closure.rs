@@ -221,6 +221,16 @@ fn rpm_gate_refuses_offers_and_takes_along(b: Backend) {
         assert_eq!(ours, theirs);
         assert!(ours.contains(&("app-3.0-1.x86_64.rpm".into(), "libbar".into())));
     }
+    // Demoting what app 2.0 needs is not refused either; the event says so.
+    let r = demote(&srv, &lib2, "prod", "corrupts data");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let demoted = history(&srv, &lib2)
+        .into_iter()
+        .find(|e| e["kind"] == "demoted" && e["channel"] == "prod")
+        .expect("demoted event");
+    let left = &demoted["detail"]["leaves_unsatisfied"][0];
+    assert_eq!(left["capability"], "libfoo >= 2", "{demoted}");
+    assert_eq!(left["required_by"].as_str(), Some(app2.as_str()));
 }
 
 both_backends!(rpm_gate_refuses_offers_and_takes_along);

@@ -347,3 +347,45 @@ pub fn admissible(
     }
     Ok((keep, dropped))
 }
+
+/// What demoting `id` out of `channel` leaves unmet there, when the channel's
+/// policy checks dependencies: recorded on the demotion, never a refusal
+/// (demotion is the emergency exit), so a failure to judge is only logged.
+pub fn left_unmet(
+    ctx: &Ctx,
+    conn: &mut DbConnection,
+    channel: &str,
+    id: &str,
+) -> Option<serde_json::Value> {
+    let judged = (|| -> Result<Option<serde_json::Value>, ServiceError> {
+        let policy =
+            crate::service::catalog::queries::load_policy(conn, &ctx.config.channels, channel)?;
+        if !enabled(&policy) {
+            return Ok(None);
+        }
+        let mut members: HashSet<String> = open_members(conn, channel)?.into_iter().collect();
+        members.remove(id);
+        let removed = [id.to_string()];
+        let input = GateInput {
+            channel,
+            source: None,
+            members: &members,
+            added: &[],
+            removed: &removed,
+        };
+        let report = evaluate(ctx, conn, &input)?;
+        Ok((!report.missing.is_empty()).then(|| {
+            serde_json::Value::Array(
+                report
+                    .missing
+                    .iter()
+                    .map(|m| serde_json::json!({ "capability": m.capability, "required_by": m.required_by.id }))
+                    .collect(),
+            )
+        }))
+    })();
+    judged.unwrap_or_else(|e| {
+        tracing::warn!(channel, id, error = %e, "what a demotion leaves unmet was not judged");
+        None
+    })
+}

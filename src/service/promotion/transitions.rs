@@ -208,8 +208,15 @@ pub fn demote(
         fallback_ids.insert(c.clone(), best.as_ref().map(|b| b.id.clone()));
         fell_back_to.insert(c.clone(), best);
     }
+    // Never a refusal: what each channel is left without is only recorded.
+    let mut unmet: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    for c in &affected {
+        if let Some(u) = super::closure::left_unmet(ctx, &mut conn, c, &p.id) {
+            unmet.insert(c.clone(), u);
+        }
+    }
     drop(conn);
-    let change = Change {
+    let mut change = Change {
         summary: format!("demote {} from {from}: {reason}", p.filename),
         ops: affected
             .iter()
@@ -231,6 +238,12 @@ pub fn demote(
         rejections,
         ..Change::default()
     };
+    for e in &mut change.events {
+        let left = e.channel.as_ref().and_then(|c| unmet.remove(c));
+        if let (Some(l), Some(d)) = (left, e.detail.as_mut().and_then(|d| d.as_object_mut())) {
+            d.insert("leaves_unsatisfied".into(), l);
+        }
+    }
     let committed = commit(ctx, change, actor)?;
     let mut conn = ctx.conn()?;
     let mut fb = BTreeMap::new();
