@@ -341,7 +341,7 @@ fn deb(package: &str, version: &str, arch: &str, extra: &str) -> Vec<u8> {
 /// installs from the channel; dose-distcheck agrees on a broken set.
 #[test]
 fn deb_gate_with_apt_and_dose() {
-    let Some(srv) = TestServer::start_with(Backend::Sqlite, checked_prod) else {
+    let Some(mut srv) = TestServer::start_with(Backend::Sqlite, checked_prod) else {
         return;
     };
     let lib = to_staging(
@@ -409,6 +409,26 @@ fn deb_gate_with_apt_and_dose() {
             "{ours_pkgs:?}"
         );
     }
+    // Builds stored before the table existed: read at the next start.
+    let facts = |srv: &TestServer| -> i64 {
+        use diesel::{QueryDsl, RunQueryDsl};
+        let mut conn = srv.ctx.conn().expect("conn");
+        forklift::db::schema::package_deps::table
+            .count()
+            .get_result(&mut *conn)
+            .expect("count")
+    };
+    let before = facts(&srv);
+    {
+        use diesel::RunQueryDsl;
+        let mut conn = srv.ctx.conn().expect("conn");
+        diesel::sql_query("DELETE FROM package_deps")
+            .execute(&mut *conn)
+            .expect("forget");
+    }
+    srv.restart(|_| {});
+    assert_eq!(facts(&srv), before);
+    assert_eq!(our_verdict(&srv, "staging"), ours);
 
     if !apt_available() {
         return;

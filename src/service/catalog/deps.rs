@@ -62,36 +62,8 @@ pub fn rows_for(id: &str, kind: &str, primary_xml: &str, stanza: Option<&str>) -
     out
 }
 
-/// Records a build's rows unless it has some already.
-pub fn index(
-    conn: &mut DbConnection,
-    id: &str,
-    kind: &str,
-    primary_xml: &str,
-    stanza: Option<&str>,
-) -> Result<(), ServiceError> {
-    let rows = rows_for(id, kind, primary_xml, stanza);
-    crate::db::write_transaction(conn, |conn| -> Result<(), ServiceError> {
-        let have: i64 = package_deps::table
-            .filter(package_deps::package_id.eq(id))
-            .count()
-            .get_result(conn)?;
-        if have > 0 {
-            return Ok(());
-        }
-        // Row by row: batch inserts are not in the backend-neutral subset.
-        for r in &rows {
-            diesel::insert_into(package_deps::table)
-                .values(r)
-                .execute(conn)?;
-        }
-        Ok(())
-    })
-}
-
 /// Indexes every build among `ids` (all builds when `None`) that has no rows
-/// yet: builds stored before the table existed, or whose upload's indexing
-/// did not finish. Returns how many it indexed.
+/// yet: builds stored before the table existed. Returns how many it indexed.
 pub fn backfill(conn: &mut DbConnection, ids: Option<&[String]>) -> Result<usize, ServiceError> {
     let missing: Vec<String> = match ids {
         None => packages::table
@@ -112,12 +84,37 @@ pub fn backfill(conn: &mut DbConnection, ids: Option<&[String]>) -> Result<usize
             ids.iter().filter(|i| !have.contains(*i)).cloned().collect()
         }
     };
-    for id in &missing {
-        let (kind, primary, stanza): (String, String, Option<String>) = packages::table
-            .find(id)
-            .select((packages::kind, packages::primary_xml, packages::apt_stanza))
-            .first(conn)?;
-        index(conn, id, &kind, &primary, stanza.as_deref())?;
+    // Many builds per transaction: one commit (and fsync) each would make the
+    // first start after an upgrade slow.
+    for chunk in missing.chunks(200) {
+        let stored: Vec<(String, String, String, Option<String>)> = packages::table
+            .filter(packages::id.eq_any(chunk))
+            .select((
+                packages::id,
+                packages::kind,
+                packages::primary_xml,
+                packages::apt_stanza,
+            ))
+            .load(conn)?;
+        crate::db::write_transaction(conn, |conn| -> Result<(), ServiceError> {
+            for (id, kind, primary, stanza) in &stored {
+                // Recorded meanwhile by another instance's backfill: not twice.
+                let have: i64 = package_deps::table
+                    .filter(package_deps::package_id.eq(id))
+                    .count()
+                    .get_result(conn)?;
+                if have > 0 {
+                    continue;
+                }
+                // Row by row: batch inserts are not in the backend-neutral subset.
+                for r in rows_for(id, kind, primary, stanza.as_deref()) {
+                    diesel::insert_into(package_deps::table)
+                        .values(&r)
+                        .execute(conn)?;
+                }
+            }
+            Ok(())
+        })?;
     }
     Ok(missing.len())
 }

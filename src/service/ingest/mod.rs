@@ -107,30 +107,22 @@ fn ingest_checked(
             detail: None,
         });
     }
+    let deps = crate::service::catalog::deps::rows_for(
+        &row.id,
+        &row.kind,
+        &row.primary_xml,
+        row.apt_stanza.as_deref(),
+    );
     let change = Change {
         summary: format!("upload {}", row.filename),
         new_packages: vec![row.clone()],
+        new_deps: deps,
         ops,
         events,
         ..Change::default()
     };
     match commit(ctx, change, actor) {
-        Ok(_) => {
-            // After the commit: a build whose facts are not recorded here
-            // gets them at the next start, or when a promotion involves it.
-            let recorded = ctx.conn().and_then(|mut c| {
-                crate::service::catalog::deps::index(
-                    &mut c,
-                    &row.id,
-                    &row.kind,
-                    &row.primary_xml,
-                    row.apt_stanza.as_deref(),
-                )
-            });
-            if let Err(e) = recorded {
-                tracing::warn!(id = %row.id, error = %e, "dependencies of the upload not recorded yet");
-            }
-        }
+        Ok(_) => {}
         Err(ServiceError::Publish(PublishError::DuplicatePackage)) => {
             // A concurrent upload won the race. Same bytes: fine, return it. Same
             // identity with other bytes: that one is the build, ours is refused.

@@ -272,6 +272,12 @@ fn write(
             Err(e) => return Err(e.into()),
         }
     }
+    // Row by row: batch inserts are not in the backend-neutral subset.
+    for d in &change.new_deps {
+        diesel::insert_into(package_deps::table)
+            .values(d)
+            .execute(conn)?;
+    }
     for p in planned {
         if let Some(source) = &p.require_in {
             still_in_source(conn, source, &p.add)?;

@@ -105,6 +105,7 @@ fn join(group: &[Entry]) -> Change {
         joint
             .new_packages
             .extend(e.change.new_packages.iter().cloned());
+        joint.new_deps.extend(e.change.new_deps.iter().cloned());
         joint.events.extend(e.change.events.iter().cloned());
         joint
             .event_actors

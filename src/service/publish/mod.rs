@@ -117,6 +117,8 @@ pub struct Change {
     /// Package rows to insert in the same transaction (an upload; several
     /// when concurrent uploads are published together).
     pub new_packages: Vec<PackageRow>,
+    /// Their dependency facts (`package_deps`), in the same transaction.
+    pub new_deps: Vec<DepRow>,
     /// Rejections to record in the same transaction (a demotion).
     pub rejections: Vec<Reject>,
     /// A build to mark discarded in the same transaction: (id, reason).
