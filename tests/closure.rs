@@ -1,9 +1,7 @@
 //! Dependency closure as a promotion gate (`check_dependencies` in prod's
-//! policy): a promotion that would leave a requirement unmet is refused with
-//! what would meet it; promoting them together works and real dnf / apt
-//! install from the channel; force by an admin is recorded; automatic runs
-//! skip what the target cannot take. And the gate's verdict agrees with
-//! `dnf repoclosure` and `dose-distcheck` on the same sets.
+//! policy): refusal with what would help, promotion together with real dnf and
+//! apt installs, an admin's recorded force, automatic runs that skip; and the
+//! verdict against `dnf repoclosure` and `dose-distcheck` on the same sets.
 
 mod common;
 
