@@ -92,7 +92,10 @@ fn three_levels_on_evidence(b: Backend) {
     assert_eq!(waiting[0]["reason"], "missing_check", "{waiting:?}");
     assert_eq!(waiting[0]["check"], "integration");
     let board = get(&format!("{}/ui/board", srv.url)).text();
-    assert!(board.contains("Waiting for integration before prod"), "{board}");
+    assert!(
+        board.contains("Waiting for integration before prod"),
+        "{board}"
+    );
 
     // The tests run, then fail: CI's report holds the build.
     let r = report(

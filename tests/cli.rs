@@ -244,8 +244,8 @@ fn promote_demote_and_the_read_commands() {
         stdout(&diff)
     );
 
-    // Revisions made within one second are dated a second apart, so the
-    // build may still "soak" for that second: eligible or waiting, it is listed.
+    // Eligible or still waiting (a zero soak counts from the revision's
+    // whole second), the build is listed.
     let cand = cli(&srv, None, &["candidates", "prod"]);
     let text = stdout(&cand);
     assert!(text.starts_with("prod ← staging: manual"), "{text}");

@@ -7,7 +7,14 @@ mod common;
 use common::*;
 
 fn yum_repository_http_semantics(b: Backend) {
-    let Some(srv) = TestServer::start_with(b, |l| l.grace_period = Some("1h".into())) else {
+    // Revision times come from this clock: the test decides which
+    // publications share a second.
+    let clock = std::sync::Arc::new(forklift::service::ManualClock::new(
+        chrono::Utc::now().timestamp(),
+    ));
+    let Some(srv) =
+        TestServer::start_full(b, clock.clone(), |l| l.grace_period = Some("1h".into()))
+    else {
         return;
     };
     let repomd_url = format!("{}/rpm/qa/repodata/repomd.xml", srv.url);
@@ -15,14 +22,16 @@ fn yum_repository_http_semantics(b: Backend) {
     assert_eq!(empty.status, 200);
     assert_eq!(empty.header("cache-control").as_deref(), Some("no-cache"));
     assert!(empty.header("content-encoding").is_none());
-    let lm0 = httpdate::parse_http_date(&empty.header("last-modified").expect("lm")).expect("date");
+    let lm = |r: &Resp| r.header("last-modified").expect("Last-Modified");
+    let lm0 = httpdate::parse_http_date(&lm(&empty)).expect("date");
 
+    clock.advance(1);
     assert_eq!(upload(&srv, &fixture(DEMO10), Some("qa")).status, 201);
     let one = get(&repomd_url);
-    let lm1 = httpdate::parse_http_date(&one.header("last-modified").expect("lm")).expect("date");
+    let lm1 = httpdate::parse_http_date(&lm(&one)).expect("date");
     assert!(
         lm1 > lm0,
-        "Last-Modified must strictly increase per publication"
+        "a publication in a later second has a later Last-Modified"
     );
     assert_ne!(one.body, empty.body);
 
@@ -30,15 +39,37 @@ fn yum_repository_http_semantics(b: Backend) {
     assert_eq!(upload(&srv, &fixture(DEMO10), Some("qa")).status, 200);
     assert_eq!(get(&repomd_url).body, one.body);
 
-    // Conditional GET as apt does it.
+    // Conditional GET as apt does it: unchanged, 304; the old copy, 200.
+    let r = get_with(&repomd_url, &[("If-Modified-Since", &lm(&one))]);
+    assert_eq!(r.status, 304);
+    let r = get_with(&repomd_url, &[("If-Modified-Since", &lm(&empty))]);
+    assert_eq!(r.status, 200);
+
+    // A second publication within the same second: Last-Modified stays, so
+    // it may no longer answer a conditional request with 304 (that would
+    // hide the new revision from apt), nor resume a range by date.
+    assert_eq!(upload(&srv, &fixture(DEMO11), Some("qa")).status, 201);
+    let two = get(&repomd_url);
+    assert_eq!(lm(&two), lm(&one), "the clock did not move");
+    assert_ne!(two.body, one.body);
+    let r = get_with(&repomd_url, &[("If-Modified-Since", &lm(&one))]);
+    assert_eq!(r.status, 200, "a copy of the previous revision is stale");
+    assert_eq!(r.body, two.body);
     let r = get_with(
         &repomd_url,
-        &[(
-            "If-Modified-Since",
-            &one.header("last-modified").expect("lm"),
-        )],
+        &[("Range", "bytes=0-9"), ("If-Range", &lm(&one))],
     );
+    assert_eq!(
+        r.status, 200,
+        "If-Range by an ambiguous date gets the whole file"
+    );
+    // The next second's publication is unambiguous again.
+    clock.advance(1);
+    assert_eq!(upload(&srv, &fixture(DEMO20), Some("qa")).status, 201);
+    let three = get(&repomd_url);
+    let r = get_with(&repomd_url, &[("If-Modified-Since", &lm(&three))]);
     assert_eq!(r.status, 304);
+    let one = three;
 
     let repomd = one.text();
     let primary_href = repomd

@@ -142,7 +142,7 @@ enum Answer {
 
 fn decide(served: &Served, cond: &Conditions) -> Answer {
     if let Some(ims) = cond.if_modified_since {
-        if served.last_modified <= ims {
+        if served.exact_time && served.last_modified <= ims {
             return Answer::NotModified;
         }
     }
@@ -150,7 +150,7 @@ fn decide(served: &Served, cond: &Conditions) -> Answer {
     // If-Range with a date: the range applies only if the file is unchanged.
     let range_ok = match &cond.if_range {
         None => true,
-        Some(v) => parse_http_date(v) == Some(served.last_modified),
+        Some(v) => served.exact_time && parse_http_date(v) == Some(served.last_modified),
     };
     let range = match &cond.range {
         Some(v) if range_ok => parse_range(v, len),

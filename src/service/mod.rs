@@ -179,4 +179,9 @@ impl ChannelLocks {
         let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(channel.to_string()).or_default().clone()
     }
+
+    /// Changes waiting for `channel`'s lock (for tests and metrics).
+    pub fn queued(&self, channel: &str) -> usize {
+        self.waiting.len(channel)
+    }
 }

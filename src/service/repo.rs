@@ -17,8 +17,13 @@ use crate::db::schema::*;
 pub struct Served {
     pub blob: String,
     pub size: u64,
-    /// Unix seconds; strictly increases with every publication of the channel.
+    /// Unix seconds; never decreases from one publication of a channel to
+    /// the next.
     pub last_modified: i64,
+    /// Whether `last_modified` identifies these bytes: false when another
+    /// revision served different bytes at this path within the same second,
+    /// so If-Modified-Since and If-Range dates must not be trusted.
+    pub exact_time: bool,
     /// Checksum-named or content-addressed: cache forever.
     pub immutable: bool,
     /// A package file (not metadata): may be answered by a redirect.
@@ -151,11 +156,18 @@ fn head_file(ctx: &Ctx, channel: &ChannelName, path: &str) -> Result<Option<Serv
     else {
         return Ok(None);
     };
-    let created_at: i64 = revisions::table
+    // The head and the revision before it: sharing a second, their files
+    // cannot be told apart by Last-Modified.
+    let times: Vec<(i32, i64)> = revisions::table
         .filter(revisions::channel.eq(channel))
-        .filter(revisions::number.eq(head))
-        .select(revisions::created_at)
-        .first(&mut conn)?;
+        .filter(revisions::number.eq_any([head - 1, head]))
+        .select((revisions::number, revisions::created_at))
+        .load(&mut conn)?;
+    let time_of = |n: i32| times.iter().find(|(m, _)| *m == n).map(|(_, t)| *t);
+    let Some(created_at) = time_of(head) else {
+        return Ok(None);
+    };
+    let exact_time = time_of(head - 1) != Some(created_at);
     let found: Option<(String, i64)> = revision_files::table
         .filter(revision_files::channel.eq(channel))
         .filter(revision_files::number.eq(head))
@@ -167,6 +179,7 @@ fn head_file(ctx: &Ctx, channel: &ChannelName, path: &str) -> Result<Option<Serv
         blob,
         size: size as u64,
         last_modified: created_at,
+        exact_time,
         immutable: false,
         package: false,
     }))
@@ -204,6 +217,8 @@ fn named_by_checksum(
                 blob,
                 size: size as u64,
                 last_modified: created,
+                // Checksum-named: these bytes are the only ones at this path.
+                exact_time: true,
                 immutable: true,
                 package: false,
             }));
@@ -302,6 +317,7 @@ pub fn pool_file(
                 blob: id,
                 size: size as u64,
                 last_modified: uploaded_at,
+                exact_time: true,
                 immutable: true,
                 package: true,
             }));
@@ -371,6 +387,7 @@ pub fn package_file(
         blob: sha.to_string(),
         size: size as u64,
         last_modified: uploaded_at,
+        exact_time: true,
         immutable: true,
         package: true,
     }))

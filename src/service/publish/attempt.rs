@@ -39,37 +39,13 @@ impl From<diesel::result::Error> for Attempt {
 
 const MAX_ATTEMPTS: usize = 8;
 
-/// How far ahead of the clock a revision time may run. apt refuses a Release
-/// dated 10 s or more in the future.
-const MAX_SKEW_SECS: i64 = 5;
-
-/// A revision's time: strictly after the previous one (Last-Modified and apt's
-/// Date must only increase, at one-second resolution) and never more than
-/// MAX_SKEW_SECS ahead of the clock. A channel republished faster than once a
-/// second therefore waits (under its lock) for the clock to catch up.
+/// A revision's time: the clock, never before the previous revision's (so
+/// Last-Modified and apt's Release `Date` never go back). Several revisions
+/// may share a second; `repo::head_file` then stops treating Last-Modified as
+/// a validator, so no conditional request hides the newer one.
 fn revision_time(clock: &dyn Clock, prev: Option<i64>) -> i64 {
-    let Some(prev) = prev else {
-        return clock.now();
-    };
-    let t = clock.now().max(prev + 1);
-    let ahead = t - clock.now();
-    if ahead > MAX_SKEW_SECS {
-        clock.sleep((ahead - MAX_SKEW_SECS) as u64);
-    }
-    t
-}
-
-/// Sleeps until the channel's next revision may be dated (see
-/// [`revision_time`]), so that the commit after it does not wait.
-pub(super) fn wait_for_clock(ctx: &Ctx, channel: &str) -> Result<(), ServiceError> {
-    let (_, prev) = head_revision(&mut *ctx.conn()?, channel)?;
-    if let Some(prev) = prev {
-        let ahead = (prev + 1) - ctx.clock.now();
-        if ahead > MAX_SKEW_SECS {
-            ctx.clock.sleep((ahead - MAX_SKEW_SECS) as u64);
-        }
-    }
-    Ok(())
+    let now = clock.now();
+    prev.map_or(now, |p| now.max(p))
 }
 
 /// The commit itself, with the touched channels' locks held.

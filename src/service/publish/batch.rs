@@ -39,6 +39,10 @@ impl Waiting {
             .push(entry);
     }
 
+    pub(crate) fn len(&self, channel: &str) -> usize {
+        self.lock().get(channel).map_or(0, Vec::len)
+    }
+
     pub(super) fn take_all(&self, channel: &str) -> Vec<Entry> {
         self.lock().remove(channel).unwrap_or_default()
     }

@@ -20,7 +20,6 @@ pub mod setup;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use attempt::wait_for_clock;
 pub use batch::Waiting;
 use batch::{batch_key, commit_alone, commit_batch, take, Entry};
 pub use rules::{mark_discarded, record_rejection};
@@ -147,9 +146,8 @@ pub type CommitResult = Result<Committed, ServiceError>;
 /// Commits one change: its new revisions, memberships, package rows and
 /// events in one transaction, after rendering and storing every new file.
 ///
-/// A channel takes at most one revision per second once it runs ahead of the
-/// clock (see `revision_time`), so changes that add builds to one channel and
-/// arrive while it is publishing are **published together**: each waits in
+/// Changes that add builds to one channel and arrive while it is publishing
+/// are **published together**: each waits in
 /// the channel's queue, and whoever holds the channel's lock next commits all
 /// waiting changes as one revision (group commit). Each caller still gets its
 /// own answer. Instances sharing one PostgreSQL also take the channel's
@@ -191,13 +189,6 @@ pub fn commit(ctx: &Ctx, change: Change, actor: &Actor) -> CommitResult {
             return take(&slot).unwrap_or_else(|| Err(PublishError::Publication(why).into()));
         }
     };
-    // Wait for the clock before taking the queue, so that whatever arrives
-    // meanwhile goes out in this revision too. Not fatal: this change is in
-    // the queue and must be answered by whoever takes it, so on a failure the
-    // commit below waits instead (`revision_time`) or reports the error.
-    if let Err(e) = wait_for_clock(ctx, &key.0) {
-        tracing::warn!(channel = %key.0, error = %e, "cannot read the channel's revision time");
-    }
     let batch = ctx.locks.waiting.take_all(&key.0);
     commit_batch(ctx, batch);
     // Empty only if the holder that took this change panicked.
