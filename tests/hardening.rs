@@ -292,15 +292,18 @@ fn superseded_metadata_is_pruned_and_history_kept() {
             None,
         )
     };
-    // 30 more revisions of staging: the build goes in and out. repomd.xml
-    // differs in every revision (its revision number), so each has own blobs.
+    // 30 more revisions of staging: the build goes in and out, a second
+    // apart. repomd.xml differs in every revision (its <revision> is the
+    // revision's time), so each has own blobs.
     let mut old_repomd = Vec::new();
     for i in 0..15 {
+        clock.advance(1);
         assert_eq!(promote(&srv, &id, "staging").status, 200, "round {i}");
         // Revision 4: revision 2 shares its bytes with qa's revision 2.
         if i == 1 {
             old_repomd = repomd(&srv).body;
         }
+        clock.advance(1);
         assert_eq!(
             demote(&srv, &id, "staging", "churn").status,
             200,
