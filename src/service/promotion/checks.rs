@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::db::models::{CheckRow, NewEvent, PackageSummary};
-use crate::db::schema::{check_results, packages};
+use crate::db::models::{CheckRow, NewEvent};
+use crate::db::schema::check_results;
 use crate::db::DbConnection;
 use crate::policy::{check_blockers, check_name, Blocker, CheckFact, CheckStatus, Policy};
 use crate::service::catalog::queries::{checks_at, current_channels, load_policy, resolve};
@@ -139,7 +139,7 @@ pub fn report(
     let held = crate::db::write_transaction(&mut conn, |conn| {
         record(ctx, conn, &row, actor)?;
         match &hold {
-            Some(reason) => hold_build(ctx, conn, &p, reason, actor),
+            Some(reason) => super::gates::hold(ctx, conn, &p.id, reason, actor),
             None => Ok(false),
         }
     })?;
@@ -203,36 +203,6 @@ fn record(
         ..events::by(actor, ctx.clock.now(), "check")
     };
     events::append(conn, &[event])
-}
-
-/// Holds the build unless it is held already; true when this did it.
-fn hold_build(
-    ctx: &Ctx,
-    conn: &mut DbConnection,
-    p: &PackageSummary,
-    reason: &str,
-    actor: &Actor,
-) -> Result<bool, ServiceError> {
-    let n = diesel::update(
-        packages::table
-            .filter(packages::id.eq(&p.id))
-            .filter(packages::held_at.is_null()),
-    )
-    .set((
-        packages::held_at.eq(Some(ctx.clock.now())),
-        packages::held_by.eq(Some(&actor.name)),
-        packages::held_reason.eq(Some(reason)),
-    ))
-    .execute(conn)?;
-    if n == 1 {
-        let event = NewEvent {
-            package_id: Some(p.id.clone()),
-            reason: Some(reason.into()),
-            ..events::by(actor, ctx.clock.now(), "held")
-        };
-        events::append(conn, &[event])?;
-    }
-    Ok(n == 1)
 }
 
 /// A note in a build's history: who may hold a build or report on it may

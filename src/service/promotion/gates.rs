@@ -73,6 +73,33 @@ pub fn set_frozen(
     })
 }
 
+/// Holds a build unless it is held already, with its `held` event, inside
+/// the caller's transaction; true when this call held it. The panic button
+/// and a failed required check (`checks::report`) both press it.
+pub(super) fn hold(
+    ctx: &Ctx,
+    conn: &mut crate::db::DbConnection,
+    package_id: &str,
+    reason: &str,
+    actor: &Actor,
+) -> Result<bool, ServiceError> {
+    let n = diesel::update(
+        packages::table
+            .filter(packages::id.eq(package_id))
+            .filter(packages::held_at.is_null()),
+    )
+    .set((
+        packages::held_at.eq(Some(ctx.clock.now())),
+        packages::held_by.eq(Some(&actor.name)),
+        packages::held_reason.eq(Some(reason)),
+    ))
+    .execute(conn)?;
+    if n == 1 {
+        package_event(ctx, conn, "held", package_id, actor, Some(reason.into()))?;
+    }
+    Ok(n == 1)
+}
+
 /// The panic button: anyone who may change builds (upload, any promote, admin).
 pub fn set_held(
     ctx: &Ctx,
@@ -95,21 +122,7 @@ pub fn set_held(
     crate::db::write_transaction(&mut conn, |conn| -> Result<(), ServiceError> {
         match reason {
             Some(reason) => {
-                let reason = need_reason(reason, "a hold")?;
-                let n = diesel::update(
-                    packages::table
-                        .filter(packages::id.eq(&p.id))
-                        .filter(packages::held_at.is_null()),
-                )
-                .set((
-                    packages::held_at.eq(Some(ctx.clock.now())),
-                    packages::held_by.eq(Some(&actor.name)),
-                    packages::held_reason.eq(Some(&reason)),
-                ))
-                .execute(conn)?;
-                if n == 1 {
-                    package_event(ctx, conn, "held", &p.id, actor, Some(reason))?;
-                }
+                hold(ctx, conn, &p.id, &need_reason(reason, "a hold")?, actor)?;
             }
             None => {
                 let n = diesel::update(
