@@ -64,17 +64,26 @@ fn fetch(api: &Api, path: &str) -> Result<serde_json::Value, Failure> {
     api.get::<serde_json::Value>(path)
 }
 
+/// A read command of one answer: the server's JSON as it came, or `render`
+/// of it as text.
+fn show<T: serde::de::DeserializeOwned>(
+    api: &Api,
+    path: &str,
+    render: fn(&T) -> String,
+) -> Result<Exit, Failure> {
+    let value = fetch(api, path)?;
+    if api.output == Output::Json {
+        return print_json(&value);
+    }
+    print!("{}", render(&api::decode(path, value)?));
+    Ok(Exit::Ok)
+}
+
 /// `status [CHANNEL]`.
 pub fn status(api: &Api, channel: Option<&str>) -> Result<Exit, Failure> {
     if let Some(name) = channel {
         let path = format!("/api/v1/channels/{}", segment(name));
-        let value = fetch(api, &path)?;
-        if api.output == Output::Json {
-            return print_json(&value);
-        }
-        let detail: ChannelDetail = api::decode(&path, value)?;
-        print!("{}", render_channel(&detail));
-        return Ok(Exit::Ok);
+        return show(api, &path, render_channel);
     }
     let channels: Vec<Channel> = api.get("/api/v1/channels")?;
     let mut values = Vec::new();
@@ -184,14 +193,11 @@ pub fn render_channel(d: &ChannelDetail) -> String {
 
 /// `history BUILD`.
 pub fn history(api: &Api, build: &str) -> Result<Exit, Failure> {
-    let path = format!("/api/v1/packages/{}", segment(build));
-    let value = fetch(api, &path)?;
-    if api.output == Output::Json {
-        return print_json(&value);
-    }
-    let detail: PackageDetail = api::decode(&path, value)?;
-    print!("{}", render_history(&detail));
-    Ok(Exit::Ok)
+    show(
+        api,
+        &format!("/api/v1/packages/{}", segment(build)),
+        render_history,
+    )
 }
 
 pub fn render_history(d: &PackageDetail) -> String {
@@ -267,13 +273,7 @@ pub fn diff(api: &Api, channel: &str, from: i32, to: i32) -> Result<Exit, Failur
         "/api/v1/channels/{}/diff?from={from}&to={to}",
         segment(channel)
     );
-    let value = fetch(api, &path)?;
-    if api.output == Output::Json {
-        return print_json(&value);
-    }
-    let d: Diff = api::decode(&path, value)?;
-    print!("{}", render_diff(&d));
-    Ok(Exit::Ok)
+    show(api, &path, render_diff)
 }
 
 pub fn render_diff(d: &Diff) -> String {
@@ -302,13 +302,7 @@ pub fn render_diff(d: &Diff) -> String {
 /// `candidates CHANNEL`.
 pub fn candidates(api: &Api, channel: &str) -> Result<Exit, Failure> {
     let path = format!("/api/v1/channels/{}/candidates", segment(channel));
-    let value = fetch(api, &path)?;
-    if api.output == Output::Json {
-        return print_json(&value);
-    }
-    let c: Candidates = api::decode(&path, value)?;
-    print!("{}", render_candidates(&c));
-    Ok(Exit::Ok)
+    show(api, &path, render_candidates)
 }
 
 /// One blocker in words: `soaking until …`, `held by …: …`.
